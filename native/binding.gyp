@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "jfe_native",
+      "sources": [
+        "src/addon.cc",
+        "src/errors.cc",
+        "src/steer.cc",
+        "src/sockets.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "../bpf",
+        "../bpf/.output"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "libraries": ["-lbpf", "-lelf", "-lz"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+    }
+  ]
+}

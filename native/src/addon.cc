@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+// Module init and the export table of jfe_native. Nothing else.
+#include <napi.h>
+
+#include "errors.h"
+#include "sockets.h"
+#include "steer.h"
+
+namespace jfe {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports)
+{
+	InstallLibbpfPrint();
+	exports.Set("loadProgram", Napi::Function::New(env, LoadProgram));
+	exports.Set("attachNetns", Napi::Function::New(env, AttachNetns));
+	exports.Set("linkDetach", Napi::Function::New(env, LinkDetach));
+	exports.Set("objPin", Napi::Function::New(env, ObjPin));
+	exports.Set("objGet", Napi::Function::New(env, ObjGet));
+	exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
+	exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
+	exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
+	exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
+	exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
+	exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
+	exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
+	exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
+	exports.Set("listenSocket", Napi::Function::New(env, ListenSocket));
+	exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket));
+	exports.Set("upstreamSocket", Napi::Function::New(env, UpstreamSocket));
+	exports.Set("flock", Napi::Function::New(env, Flock));
+	exports.Set("layout", Layout(env));
+	return exports;
+}
+
+} // namespace jfe
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports)
+{
+	return jfe::Init(env, exports);
+}
+
+NODE_API_MODULE(jfe_native, InitModule)
