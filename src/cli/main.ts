@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// The top of both bins: runs a yargs parser, prints "Error: …" exactly once,
+// and maps outcomes to exit codes (0 ok, 1 error, 2 usage, 3 not attached).
+import type { Argv } from 'yargs';
+import { isJfeError } from '../errors';
+
+export const EXIT = { ok: 0, error: 1, usage: 2, notAttached: 3 } as const;
+
+/** Set by a command handler; yargs itself only knows success or failure. */
+let exitCode: number = EXIT.ok;
+export function setExitCode(code: number): void {
+  exitCode = code;
+}
+
+export async function main(parser: Argv, argv: string[]): Promise<number> {
+  let usageError: string | null = null;
+  parser
+    .strict()
+    .env('JFE')
+    .help()
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      usageError = msg;
+    });
+  try {
+    await parser.parseAsync(argv);
+  } catch (err) {
+    if (isJfeError(err, 'JFE_ERR_CONFIG_INVALID') || isJfeError(err, 'JFE_ERR_PORTS_INVALID')) {
+      process.stderr.write(`Error: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (!isJfeError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return EXIT.error;
+  }
+  if (usageError !== null) {
+    process.stderr.write(`Error: ${usageError}\nRun with --help for usage.\n`);
+    return EXIT.usage;
+  }
+  return exitCode;
+}

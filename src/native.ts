@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// The only importer of the native addon: finds it, and types it by hand.
+// Only bpf/*, agent/listener.ts and agent/upstream.ts may import this module.
+import path from 'node:path';
+import { JfeError } from './errors';
+
+export interface ProgramFds {
+  prog: number;
+  ports: number;
+  config: number;
+  sockets: number;
+  bypass: number;
+  listeners: number;
+  counters: number;
+}
+
+export interface LinkInfo {
+  id: number;
+  progId: number;
+  type: number;
+  /** 0 once the link has been detached. */
+  netnsIno: number;
+  attachType: number;
+}
+
+export interface ProgInfo {
+  id: number;
+  type: number;
+  name: string;
+}
+
+export interface MapInfo {
+  id: number;
+  type: number;
+  name: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+export interface CounterIndexes {
+  steered: number;
+  passNotTcp: number;
+  passPort: number;
+  passLoopback: number;
+  passBypass: number;
+  passNoListener: number;
+  passNoSocket: number;
+  assignFailed: number;
+}
+
+/** Sizes and offsets from bpf/jfe.h, as compiled into the addon. */
+export interface Layout {
+  maxSlots: number;
+  sockmapEntries: number;
+  portWords: number;
+  portsSize: number;
+  configSize: number;
+  configNslotsOffset: number;
+  addrKeySize: number;
+  addrKeyFamilyOffset: number;
+  addrKeyPortOffset: number;
+  addrKeyAddrOffset: number;
+  maxBypass: number;
+  maxListeners: number;
+  counterMax: number;
+  counters: CounterIndexes;
+  updateFlags: { any: number; noexist: number; exist: number };
+  attachTypeSkLookup: number;
+}
+
+export type Family = 4 | 6;
+
+export interface Native {
+  loadProgram(): ProgramFds;
+  attachNetns(progFd: number, netnsFd: number): number;
+  linkDetach(linkFd: number): void;
+  objPin(fd: number, path: string): void;
+  objGet(path: string): number;
+  linkInfo(linkFd: number): LinkInfo;
+  progInfo(progFd: number): ProgInfo;
+  mapInfo(mapFd: number): MapInfo;
+  mapLookup(mapFd: number, key: Buffer, value: Buffer): boolean;
+  mapUpdate(mapFd: number, key: Buffer, value: Buffer, flags?: number): void;
+  mapDelete(mapFd: number, key: Buffer): boolean;
+  mapNextKey(mapFd: number, key: Buffer | null, next: Buffer): boolean;
+  numPossibleCpus(): number;
+  listenSocket(family: Family, addr: string, port: number, backlog: number, netnsFd?: number): number;
+  tcpSocket(family: Family, netnsFd?: number): number;
+  upstreamSocket(family: Family, sourceAddr: string, mark: number, transparent: boolean): { fd: number; port: number };
+  flock(fd: number): boolean;
+  layout: Layout;
+}
+
+const ADDON = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'jfe_native.node');
+
+let loaded: Native | undefined;
+
+/** The addon, loaded on first use so that commands which need no kernel work without it. */
+export function native(): Native {
+  if (loaded) return loaded;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(ADDON) as Native;
+  } catch (cause) {
+    throw new JfeError(
+      'JFE_ERR_NATIVE_MISSING',
+      `native addon not built (${ADDON}): run "npm run build" (needs clang, libbpf-dev, bpftool)`,
+      { cause },
+    );
+  }
+  return loaded;
+}
