@@ -12,8 +12,10 @@ export function setExitCode(code: number): void {
   exitCode = code;
 }
 
+/** yargs' own validation failure; thrown so that no handler runs after it. */
+class UsageError extends Error {}
+
 export async function main(parser: Argv, argv: string[]): Promise<number> {
-  let usageError: string | null = null;
   parser
     .strict()
     .env('JFE')
@@ -21,12 +23,15 @@ export async function main(parser: Argv, argv: string[]): Promise<number> {
     .version(false)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      usageError = msg;
+      throw err ?? new UsageError(msg);
     });
   try {
     await parser.parseAsync(argv);
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`Error: ${err.message}\nRun with --help for usage.\n`);
+      return EXIT.usage;
+    }
     if (isJfeError(err, 'JFE_ERR_CONFIG_INVALID') || isJfeError(err, 'JFE_ERR_PORTS_INVALID')) {
       process.stderr.write(`Error: ${err.message}\n`);
       return EXIT.usage;
@@ -34,10 +39,6 @@ export async function main(parser: Argv, argv: string[]): Promise<number> {
     process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
     if (!isJfeError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return EXIT.error;
-  }
-  if (usageError !== null) {
-    process.stderr.write(`Error: ${usageError}\nRun with --help for usage.\n`);
-    return EXIT.usage;
   }
   return exitCode;
 }

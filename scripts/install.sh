@@ -1,0 +1,60 @@
+#!/bin/sh
+# Installs everything jfe needs on Debian 12 or Ubuntu (as root), then builds
+# it with `npm ci`. With --with-tests, also the real clients and servers that
+# the test suite drives. Safe to run again.
+set -eu
+cd "$(dirname "$0")/.."
+
+with_tests=0
+for arg in "$@"; do
+	case "$arg" in
+	--with-tests) with_tests=1 ;;
+	*) echo "usage: $0 [--with-tests]" >&2; exit 2 ;;
+	esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "Error: run as root: installs apt packages, and jfe needs CAP_BPF and CAP_NET_ADMIN" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Build: the BPF object (clang, bpftool for the skeleton), the addon (libbpf).
+# Run: ip, nsenter and mount for routing, namespaces and bpffs.
+pkgs="clang llvm make g++ python3 pkg-config libbpf-dev libelf-dev zlib1g-dev iproute2 util-linux ca-certificates"
+test_pkgs="curl openssl procps"
+
+apt_install() {
+	apt-get install -y -q --no-install-recommends "$@" </dev/null
+}
+
+echo "jfe: installing packages" >&2
+apt-get update -q </dev/null
+apt_install $pkgs
+# bpftool: its own package on Debian 12; on Ubuntu it ships in linux-tools.
+if ! command -v bpftool >/dev/null 2>&1 && [ ! -x /usr/sbin/bpftool ]; then
+	apt_install bpftool || apt_install linux-tools-common "linux-tools-$(uname -r)"
+fi
+if ! command -v node >/dev/null 2>&1; then
+	apt_install nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+	echo "Error: jfe needs Node.js 20 or later; this is $(node --version). Install it (e.g. from NodeSource) and run again." >&2
+	exit 1
+fi
+
+if [ "$with_tests" -eq 1 ]; then
+	# Test servers are started by the tests themselves, inside namespaces:
+	# keep their packages from starting host-wide services on install.
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
+	apt_install $test_pkgs
+fi
+
+echo "jfe: building (npm ci)" >&2
+npm ci --no-audit --no-fund

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+// Guards the core verdict of the sk_lookup program in a real kernel: in-range
+// ports with a listener land on the registered agent socket with the original
+// destination intact; out-of-range, excluded and unlisted ports reach the real
+// service; a port with nothing listening is refused by the kernel.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openSteering } from '../../src/bpf/steering';
+import type { Family } from '../../src/native';
+import { createWorld } from '../helpers/netns';
+import { requireRoot } from '../helpers/root';
+import { dial, taggedServer } from '../helpers/sockets';
+import { BIN, runSync } from '../helpers/spawn';
+
+test('steering in a real kernel', async (t) => {
+  if (!requireRoot(t)) return;
+  const w = createWorld(t);
+  const r = runSync(BIN.jfeBpf, ['attach', ...w.steeringArgs, '--ports', '8000-8999', '--exclude-ports', '8081']);
+  assert.equal(r.status, 0, r.stderr);
+  w.cleanup.add('detach', () => runSync(BIN.jfeBpf, ['detach', ...w.steeringArgs]));
+
+  const steering = openSteering({ netnsPath: w.srv.path, pinDir: w.pinDir });
+  w.cleanup.add('close maps', () => steering.close());
+
+  // Real services, one per port, on the wildcard address of each family.
+  const servicePorts = [8080, 8081, 8082, 9500];
+  for (const port of servicePorts) {
+    for (const [family, addr] of [[4, '0.0.0.0'], [6, '::']] as const) {
+      const s = await taggedServer(w.srv, family, addr, port, `service:${port}`);
+      w.cleanup.add(`close service ${port}`, () => s.close());
+    }
+  }
+  // The listeners map says what the agent would have learnt: all but 8082.
+  for (const port of [8080, 8081, 9500]) {
+    steering.addListener({ family: 4, addr: null, port });
+    steering.addListener({ family: 6, addr: null, port });
+  }
+  // The test holds the "agent" sockets, bound to loopback on ephemeral ports.
+  const agents = new Map<Family, Awaited<ReturnType<typeof taggedServer>>>();
+  for (const [family, addr] of [[4, '127.0.0.1'], [6, '::1']] as const) {
+    const a = await taggedServer(w.srv, family, addr, 0, 'agent');
+    w.cleanup.add(`close agent ${family}`, () => a.close());
+    steering.setSocket(family, 0, a.fd);
+    agents.set(family, a);
+  }
+  steering.setSlotCount(1);
+
+  for (const [family, dst] of [[4, w.srv4], [6, w.srv6]] as const) {
+    await t.test(`IPv${family}: in-range port with a listener lands on the agent socket`, async () => {
+      const agent = agents.get(family);
+      assert.ok(agent);
+      const before = agent.accepted.length;
+      assert.deepEqual(await dial(w.cli, family, dst, 8080), { kind: 'answered', tag: 'agent' });
+      const got = agent.accepted[before];
+      assert.ok(got, 'the agent socket accepted the connection');
+      assert.equal(got.localAddress, dst, 'getsockname() is the original destination address');
+      assert.equal(got.localPort, 8080, 'getsockname() is the original destination port');
+      assert.equal(got.remoteAddress, family === 4 ? w.cli4 : w.cli6, 'the peer is the real client');
+    });
+
+    await t.test(`IPv${family}: out-of-range and excluded ports reach the real service`, async () => {
+      assert.deepEqual(await dial(w.cli, family, dst, 9500), { kind: 'answered', tag: 'service:9500' });
+      assert.deepEqual(await dial(w.cli, family, dst, 8081), { kind: 'answered', tag: 'service:8081' });
+    });
+
+    await t.test(`IPv${family}: a service missing from the listeners map is not steered`, async () => {
+      assert.deepEqual(await dial(w.cli, family, dst, 8082), { kind: 'answered', tag: 'service:8082' });
+    });
+
+    await t.test(`IPv${family}: a port with nothing listening is refused by the kernel`, async () => {
+      const agent = agents.get(family);
+      assert.ok(agent);
+      const before = agent.accepted.length;
+      assert.deepEqual(await dial(w.cli, family, dst, 8500), { kind: 'refused' });
+      assert.equal(agent.accepted.length, before, 'the agent accepted nothing');
+    });
+  }
+
+  await t.test('counters count each verdict', () => {
+    const c = steering.counters();
+    assert.equal(c.steered, 2);
+    assert.equal(c.passPort, 4, '9500 and 8081, both families');
+    assert.equal(c.passNoListener, 4, '8082 and 8500, both families');
+    assert.equal(c.assignFailed, 0);
+  });
+
+  await t.test('a port scan looks the same as without jfe', async () => {
+    const scan = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (const family of [4, 6] as const) {
+        for (const port of [8079, 8080, 8081, 8082, 8083, 8500, 9500, 9501]) {
+          const o = await dial(w.cli, family, family === 4 ? w.srv4 : w.srv6, port);
+          out.push(`${family}/${port}:${o.kind}`);
+        }
+      }
+      return out;
+    };
+    const withJfe = await scan();
+    steering.setSlotCount(0);
+    const without = await scan();
+    steering.setSlotCount(1);
+    assert.deepEqual(withJfe, without);
+  });
+});
