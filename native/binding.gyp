@@ -4,6 +4,7 @@
       "target_name": "jfe_native",
       "sources": [
         "src/addon.cc",
+        "src/diag.cc",
         "src/errors.cc",
         "src/steer.cc",
         "src/sockets.cc"

@@ -89,6 +89,9 @@ export interface Native {
   tcpSocket(family: Family, netnsFd?: number): number;
   upstreamSocket(family: Family, sourceAddr: string, mark: number, transparent: boolean): { fd: number; port: number };
   flock(fd: number): boolean;
+  diagOpen(): number;
+  diagListeners(fd: number, family: Family): { addr: string; port: number; v6only: boolean }[];
+  diagExists(fd: number, family: Family, localAddr: string, localPort: number, remoteAddr: string, remotePort: number): boolean;
   layout: Layout;
 }
 

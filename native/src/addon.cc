@@ -2,6 +2,7 @@
 // Module init and the export table of jfe_native. Nothing else.
 #include <napi.h>
 
+#include "diag.h"
 #include "errors.h"
 #include "sockets.h"
 #include "steer.h"
@@ -28,6 +29,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket));
 	exports.Set("upstreamSocket", Napi::Function::New(env, UpstreamSocket));
 	exports.Set("flock", Napi::Function::New(env, Flock));
+	exports.Set("diagOpen", Napi::Function::New(env, DiagOpen));
+	exports.Set("diagListeners", Napi::Function::New(env, DiagListeners));
+	exports.Set("diagExists", Napi::Function::New(env, DiagExists));
 	exports.Set("layout", Layout(env));
 	return exports;
 }
