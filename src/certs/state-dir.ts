@@ -12,6 +12,8 @@ export const DEFAULT_STATE_DIR = '/var/lib/jfe';
 
 /** Temp files and directories carry this marker; a crash may leave them behind, and loaders skip them. */
 export const TEMP_MARKER = '.tmp-';
+/** A temp file this old is a crash's leftover, not a write in progress. */
+export const STALE_TEMP_MS = 10 * 60_000;
 
 export function isTempName(base: string): boolean {
   return base.startsWith('.') && base.includes(TEMP_MARKER);
@@ -175,8 +177,12 @@ export class StateDir {
     }
   }
 
-  /** Removes temp files and directories left by a crash in `dir` (not recursive). */
-  async removeStaleTemps(dir: string): Promise<number> {
+  /**
+   * Removes temp files and directories left by a crash in `dir` (not
+   * recursive). Only those older than `olderThanMs`: a younger one may belong
+   * to a process writing right now (`jfe ca export` beside `jfe run`).
+   */
+  async removeStaleTemps(dir: string, olderThanMs = STALE_TEMP_MS): Promise<number> {
     let names: string[];
     try {
       names = await fsp.readdir(dir);
@@ -185,9 +191,17 @@ export class StateDir {
       throw stateError(dir, 'list it', err);
     }
     let removed = 0;
+    const cutoff = Date.now() - olderThanMs;
     for (const name of names) {
       if (!isTempName(name)) continue;
-      await fsp.rm(path.join(dir, name), { recursive: true, force: true });
+      const p = path.join(dir, name);
+      try {
+        if ((await fsp.lstat(p)).mtimeMs > cutoff) continue;
+        await fsp.rm(p, { recursive: true, force: true });
+      } catch (err) {
+        if (isSystemError(err, 'ENOENT')) continue; // its writer renamed or removed it meanwhile
+        throw stateError(p, 'remove this stale temp file', err);
+      }
       removed++;
     }
     return removed;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isJfeError } from '../../../src/errors';
-import { StateDir, TEMP_MARKER } from '../../../src/certs/state-dir';
+import { STALE_TEMP_MS, StateDir, TEMP_MARKER } from '../../../src/certs/state-dir';
 import { bufferLogger, isRoot, modeOf, tempDir } from './temp-state';
 
 test('creates a missing state directory (and parents) with mode 0700', async (t) => {
@@ -53,8 +53,8 @@ test('refuses a directory owned by another user', { skip: !isRoot() && 'needs ro
 test('refuses an unwritable directory', { skip: isRoot() && 'root bypasses file modes' }, async (t) => {
   const parent = tempDir(t);
   const root = path.join(parent, 'state');
+  // Empty, so tempDir's cleanup removes it whatever its mode.
   fs.mkdirSync(root, { mode: 0o500 });
-  t.after(() => fs.chmodSync(root, 0o700));
   await assert.rejects(StateDir.open(root), (err) => isJfeError(err, 'JFE_ERR_STATE') && err.message.includes(root) && /EACCES/.test(err.message));
 });
 
@@ -99,9 +99,13 @@ test('createDirAtomic makes a directory appear whole, once', async (t) => {
 
 test('removeStaleTemps removes what a crash left, and nothing else', async (t) => {
   const sd = await StateDir.open(tempDir(t));
+  const old = new Date(Date.now() - STALE_TEMP_MS - 60_000);
   fs.writeFileSync(sd.path(`.cert.pem${TEMP_MARKER}123-abc`), 'half');
   fs.mkdirSync(sd.path(`.ca${TEMP_MARKER}123-abc`));
+  fs.utimesSync(sd.path(`.cert.pem${TEMP_MARKER}123-abc`), old, old);
+  fs.utimesSync(sd.path(`.ca${TEMP_MARKER}123-abc`), old, old);
+  fs.writeFileSync(sd.path(`.key.pem${TEMP_MARKER}456-def`), 'being written right now');
   fs.writeFileSync(sd.path('keep.pem'), 'x');
   assert.equal(await sd.removeStaleTemps(sd.root), 2);
-  assert.deepEqual(fs.readdirSync(sd.root), ['keep.pem']);
+  assert.deepEqual(fs.readdirSync(sd.root).sort(), [`.key.pem${TEMP_MARKER}456-def`, 'keep.pem']);
 });
