@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+// Issued leaves: on disk under <state>/certs/<issuer>/<name>/{cert.pem,key.pem}
+// (capped per issuer, since names come from attackers), loaded at start, and
+// a bounded LRU of SecureContexts, made once per certificate and reused for
+// every handshake.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import tls from 'node:tls';
+import { JfeError, isSystemError } from '../errors';
+import type { Logger } from '../log';
+import { fileSafeName, isIpName, nameFromFileSafe } from './cert-name';
+import { ISSUER_NAME_RE, type IssuedCert } from './issuer';
+import { type StateDir, isTempName } from './state-dir';
+
+export const CERTS_DIR = 'certs';
+export const CERT_FILE = 'cert.pem';
+export const KEY_FILE = 'key.pem';
+export const DEFAULT_MAX_STORED_PER_ISSUER = 2000;
+export const DEFAULT_MAX_CONTEXTS = 1000;
+
+/** Options for every SecureContext (ciphers, curves, …); key and certificate come from the store. */
+export type ContextOptions = Omit<tls.SecureContextOptions, 'key' | 'cert' | 'pfx' | 'passphrase'>;
+
+export interface CertStoreOptions {
+  stateDir: StateDir;
+  log: Logger;
+  /** Leaves kept on disk per issuer. Beyond it, new names are served from memory only (and re-issued after a restart or eviction). */
+  maxStoredPerIssuer?: number;
+  /** SecureContexts kept in memory, least recently used evicted first. */
+  maxContexts?: number;
+  contextOptions?: ContextOptions;
+}
+
+export interface CertInfo {
+  issuer: string;
+  /** The normalised name the certificate was issued for. */
+  name: string;
+  /** Hex, upper case, as node:crypto's X509Certificate prints it. */
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** False for a leaf issued beyond the disk cap (or whose write failed): it lives in memory only. */
+  persisted: boolean;
+}
+
+export interface CertEntry {
+  info: CertInfo;
+  context: tls.SecureContext;
+}
+
+export interface CertStoreStats {
+  /** Leaves on disk, per issuer. */
+  stored: Record<string, number>;
+  /** SecureContexts held in memory. */
+  contexts: number;
+  /** Leaves not written because the issuer's disk cap was reached. */
+  notPersistedTotal: number;
+  /** Writes that failed (the leaf was served from memory). */
+  writeErrorsTotal: number;
+  /** Entries skipped at load (half-written, mismatched, unparsable). */
+  skippedAtLoadTotal: number;
+}
+
+interface Held {
+  info: CertInfo;
+  certPem: string;
+  keyPem: string;
+}
+
+function keyOf(issuer: string, name: string): string {
+  return `${issuer}/${name}`;
+}
+
+/**
+ * Parses and cross-checks an issued leaf: the key matches, and the
+ * certificate covers `name`. Guards the store against an issuer's mistake
+ * and against files moved by hand.
+ */
+function inspect(issuer: string, name: string, certPem: string, keyPem: string, persisted: boolean): CertInfo {
+  const leaf = new X509Certificate(certPem);
+  if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) {
+    throw new Error('private key does not match the certificate');
+  }
+  const covers = isIpName(name) ? leaf.checkIP(name) !== undefined : leaf.checkHost(name, { subject: 'never' }) !== undefined;
+  if (!covers) {
+    throw new Error(`certificate does not cover ${name}`);
+  }
+  return {
+    issuer,
+    name,
+    serial: leaf.serialNumber.toUpperCase(),
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+    persisted,
+  };
+}
+
+export class CertStore {
+  private readonly log: Logger;
+  private readonly maxStoredPerIssuer: number;
+  private readonly maxContexts: number;
+  private readonly contextOptions: ContextOptions;
+  /** Leaves on disk, PEM kept in memory so a context miss never waits on the disk (bounded by the cap). */
+  private readonly disk = new Map<string, Held>();
+  private readonly storedPerIssuer = new Map<string, number>();
+  /** The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an entry to the end. */
+  private readonly contexts = new Map<string, CertEntry>();
+  private notPersistedTotal = 0;
+  private writeErrorsTotal = 0;
+  private skippedAtLoadTotal = 0;
+
+  private constructor(
+    private readonly stateDir: StateDir,
+    opts: CertStoreOptions,
+  ) {
+    this.log = opts.log.child({ component: 'cert-store' });
+    this.maxStoredPerIssuer = opts.maxStoredPerIssuer ?? DEFAULT_MAX_STORED_PER_ISSUER;
+    this.maxContexts = Math.max(1, opts.maxContexts ?? DEFAULT_MAX_CONTEXTS);
+    this.contextOptions = opts.contextOptions ?? {};
+  }
+
+  /** Opens <state>/certs/ and loads every stored leaf. Throws JFE_ERR_STATE when the directory cannot be used. */
+  static async open(opts: CertStoreOptions): Promise<CertStore> {
+    const store = new CertStore(opts.stateDir, opts);
+    await store.load();
+    return store;
+  }
+
+  /**
+   * The hot path: the held leaf for (issuer, name) with its SecureContext, made
+   * now if it fell out of the LRU. Undefined when none is held.
+   */
+  lookup(issuer: string, name: string): CertEntry | undefined {
+    const key = keyOf(issuer, name);
+    const hit = this.contexts.get(key);
+    if (hit) {
+      this.contexts.delete(key);
+      this.contexts.set(key, hit);
+      return hit;
+    }
+    const held = this.disk.get(key);
+    if (!held) return undefined;
+    let context: tls.SecureContext;
+    try {
+      context = this.createContext(held.certPem, held.keyPem);
+    } catch (err) {
+      // Checked at load, so this is unexpected; forget the entry, and the caller issues anew.
+      this.log.warn({ err, issuer, name }, 'stored certificate unusable; it will be issued again');
+      this.disk.delete(key);
+      this.adjustStored(issuer, -1);
+      return undefined;
+    }
+    return this.remember(key, { info: held.info, context });
+  }
+
+  /** What is held for (issuer, name), without making a context or touching the LRU. */
+  describe(issuer: string, name: string): CertInfo | undefined {
+    const key = keyOf(issuer, name);
+    return this.contexts.get(key)?.info ?? this.disk.get(key)?.info;
+  }
+
+  /**
+   * Takes a newly issued leaf: checks it, makes its context, and writes it to
+   * disk unless the issuer's cap is reached (a renewal of a stored name always
+   * writes). A failed write is logged and counted; the leaf is still served.
+   * Throws JFE_ERR_CERT when the leaf is unusable.
+   */
+  async put(issuer: string, name: string, issued: IssuedCert): Promise<CertEntry> {
+    const key = keyOf(issuer, name);
+    let info: CertInfo;
+    let context: tls.SecureContext;
+    try {
+      info = inspect(issuer, name, issued.certPem, issued.keyPem, false);
+      context = this.createContext(issued.certPem, issued.keyPem);
+    } catch (err) {
+      throw new JfeError('JFE_ERR_CERT', `issuer ${issuer} returned an unusable certificate for ${name}: ${(err as Error).message}`, { cause: err });
+    }
+    const wasStored = this.disk.has(key);
+    // Take the slot before the first await, so concurrent puts cannot overshoot the cap.
+    const reserved = !wasStored && (this.storedPerIssuer.get(issuer) ?? 0) < this.maxStoredPerIssuer;
+    if (reserved) this.adjustStored(issuer, +1);
+    if (wasStored || reserved) {
+      try {
+        await this.write(issuer, name, issued);
+        info = { ...info, persisted: true };
+        this.disk.set(key, { info, certPem: issued.certPem, keyPem: issued.keyPem });
+      } catch (err) {
+        if (reserved) this.adjustStored(issuer, -1);
+        this.writeErrorsTotal++;
+        this.log.warn({ err, issuer, name }, 'cannot store certificate; serving it from memory');
+      }
+    } else {
+      this.notPersistedTotal++;
+      // One warning when the cap is first hit, then every 1000th: names are attacker input.
+      const level = this.notPersistedTotal % 1000 === 1 ? 'warn' : 'debug';
+      this.log[level](
+        { issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal },
+        'certificate store full for this issuer; certificate kept in memory only',
+      );
+    }
+    return this.remember(key, { info, context });
+  }
+
+  stats(): CertStoreStats {
+    return {
+      stored: Object.fromEntries(this.storedPerIssuer),
+      contexts: this.contexts.size,
+      notPersistedTotal: this.notPersistedTotal,
+      writeErrorsTotal: this.writeErrorsTotal,
+      skippedAtLoadTotal: this.skippedAtLoadTotal,
+    };
+  }
+
+  private createContext(certPem: string, keyPem: string): tls.SecureContext {
+    return tls.createSecureContext({ ...this.contextOptions, cert: certPem, key: keyPem });
+  }
+
+  private remember(key: string, entry: CertEntry): CertEntry {
+    this.contexts.delete(key);
+    this.contexts.set(key, entry);
+    while (this.contexts.size > this.maxContexts) {
+      const oldest = this.contexts.keys().next();
+      if (oldest.done === true) break;
+      this.contexts.delete(oldest.value);
+    }
+    return entry;
+  }
+
+  private adjustStored(issuer: string, delta: number): void {
+    this.storedPerIssuer.set(issuer, (this.storedPerIssuer.get(issuer) ?? 0) + delta);
+  }
+
+  /**
+   * Key first, then certificate, each replaced atomically. A crash between the
+   * two leaves a new key beside the old certificate: load sees the mismatch,
+   * skips the entry, and the name is issued again.
+   */
+  private async write(issuer: string, name: string, issued: IssuedCert): Promise<void> {
+    const dir = await this.stateDir.ensureDir(CERTS_DIR, issuer, fileSafeName(name));
+    await this.stateDir.writeFileAtomic(path.join(dir, KEY_FILE), issued.keyPem, 0o600);
+    await this.stateDir.writeFileAtomic(path.join(dir, CERT_FILE), issued.certPem, 0o600);
+  }
+
+  private async load(): Promise<void> {
+    const root = await this.stateDir.ensureDir(CERTS_DIR);
+    await this.stateDir.removeStaleTemps(root);
+    for (const issuer of await listDir(root)) {
+      if (isTempName(issuer)) continue;
+      if (!ISSUER_NAME_RE.test(issuer)) {
+        this.log.warn({ dir: path.join(root, issuer) }, 'not an issuer directory; ignored');
+        continue;
+      }
+      const issuerDir = path.join(root, issuer);
+      await this.stateDir.removeStaleTemps(issuerDir);
+      for (const base of await listDir(issuerDir)) {
+        await this.loadOne(issuer, path.join(issuerDir, base), base);
+      }
+    }
+    const stored = Object.fromEntries(this.storedPerIssuer);
+    this.log.info({ stored, skipped: this.skippedAtLoadTotal }, 'certificate store loaded');
+  }
+
+  private async loadOne(issuer: string, dir: string, base: string): Promise<void> {
+    const name = nameFromFileSafe(base);
+    const skip = (reason: string, err?: unknown): void => {
+      this.skippedAtLoadTotal++;
+      this.log.warn({ dir, reason, err }, 'stored certificate skipped; the name will be issued again when asked for');
+    };
+    if (name === null) {
+      skip('directory name is not a normalised name');
+      return;
+    }
+    await this.stateDir.removeStaleTemps(dir);
+    let certPem: string;
+    let keyPem: string;
+    try {
+      [certPem, keyPem] = await Promise.all([fsp.readFile(path.join(dir, CERT_FILE), 'utf8'), fsp.readFile(path.join(dir, KEY_FILE), 'utf8')]);
+    } catch (err) {
+      if (isSystemError(err, 'ENOENT')) {
+        skip('cert.pem or key.pem missing', err);
+        return;
+      }
+      throw new JfeError('JFE_ERR_STATE', `certificate store: cannot read ${dir}: ${(err as Error).message}; run jfe as root or fix its permissions`, { cause: err });
+    }
+    let info: CertInfo;
+    try {
+      info = inspect(issuer, name, certPem, keyPem, true);
+    } catch (err) {
+      skip((err as Error).message, err);
+      return;
+    }
+    this.disk.set(keyOf(issuer, name), { info, certPem, keyPem });
+    this.adjustStored(issuer, +1);
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    const entries = await fsp.readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (err) {
+    throw new JfeError('JFE_ERR_STATE', `certificate store: cannot list ${dir}: ${(err as Error).message}; run jfe as root or fix its permissions`, { cause: err });
+  }
+}
