@@ -18,7 +18,6 @@ class UsageError extends Error {}
 export async function main(parser: Argv, argv: string[]): Promise<number> {
   parser
     .strict()
-    .env('JFE')
     .help()
     .version(false)
     .wrap(Math.min(100, process.stdout.columns ?? 100))

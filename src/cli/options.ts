@@ -12,7 +12,9 @@ export function withOptions<T>(y: Argv<T>, names: readonly OptionName[]): Argv<T
       describe: `${d.describe} [env ${envName(name)}]`,
       hidden: 'hidden' in d ? Boolean(d.hidden) : false,
     };
-    if ('default' in d && d.default !== undefined) o.default = d.default;
+    // Defaults are applied by config/load.ts, after the environment: here they are only shown.
+    if ('default' in d && d.default !== undefined) o.defaultDescription = JSON.stringify(d.default);
+    if ('alias' in d && d.alias !== undefined) o.alias = d.alias;
     opts[flagName(name)] = o;
   }
   return y.options(opts) as unknown as Argv<T>;

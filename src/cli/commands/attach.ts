@@ -16,9 +16,9 @@ const NAMES = [...STEERING_OPTION_NAMES, 'ports', 'excludePorts'] as const;
 export const attachCommand: CommandModule = {
   command: 'attach',
   describe: 'attach the steering to a network namespace (idempotent; a changed port set is applied in place)',
-  builder: (y) => withOptions(y, NAMES).default('log-level', 'warn'),
+  builder: (y) => withOptions(y, NAMES),
   handler: (argv) => {
-    const s = loadSettings(argv, NAMES);
+    const s = loadSettings(argv, NAMES, { defaults: { logLevel: 'warn' } });
     const ports = resolvePortSet(s.ports, s.excludePorts);
     requireSteeringCaps();
     const r = attach({ ...steeringOptions(s), ports }, createLogger(s.logLevel, 2));

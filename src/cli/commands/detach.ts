@@ -13,9 +13,9 @@ import { STEERING_OPTION_NAMES, steeringOptions } from './steering-settings';
 export const detachCommand: CommandModule = {
   command: 'detach',
   describe: 'detach the steering: traffic goes straight to the services (idempotent)',
-  builder: (y) => withOptions(y, STEERING_OPTION_NAMES).default('log-level', 'warn'),
+  builder: (y) => withOptions(y, STEERING_OPTION_NAMES),
   handler: (argv) => {
-    const s = loadSettings(argv, STEERING_OPTION_NAMES);
+    const s = loadSettings(argv, STEERING_OPTION_NAMES, { defaults: { logLevel: 'warn' } });
     requireSteeringCaps();
     const r = detach(steeringOptions(s), createLogger(s.logLevel, 2));
     process.stdout.write((s.json ? renderJson(r) : renderDetach(r)) + '\n');
