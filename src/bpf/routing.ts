@@ -18,12 +18,22 @@ export interface RoutingOptions {
 export type RoutingChange =
   | { kind: 'rule'; family: 4 | 6; mark: number; table: number; priority: number }
   | { kind: 'route'; family: 4 | 6; table: number }
-  | { kind: 'sysctl'; key: 'net.ipv4.tcp_fwmark_accept'; previous: string };
+  | { kind: 'sysctl'; key: SysctlKey; previous: string };
+
+/**
+ * tcp_fwmark_accept: the service's socket inherits the mark of our SYN, so
+ * its replies are marked. fwmark_reflect: so are the kernel's own replies
+ * with no socket (the RST of a closed port, ICMP errors); without it the RST
+ * for a service that just stopped goes out to the real client and our
+ * upstream connect hangs instead of being refused.
+ */
+const SYSCTLS = ['net.ipv4.tcp_fwmark_accept', 'net.ipv4.fwmark_reflect', 'net.ipv6.fwmark_reflect'] as const;
+type SysctlKey = (typeof SYSCTLS)[number];
+
+const sysctlPath = (key: SysctlKey): string => `/proc/sys/${key.replace(/\./g, '/')}`;
 
 /** Runs a command (`ip …`, `sh -c …`) in the target namespace. */
 export type Run = (argv: string[]) => CommandResult;
-
-const FWMARK_ACCEPT = '/proc/sys/net/ipv4/tcp_fwmark_accept';
 
 function describe(c: RoutingChange): string {
   switch (c.kind) {
@@ -62,12 +72,12 @@ function isPresent(run: Run, c: RoutingChange): boolean {
         return r.type === 'local' && r.dst === 'default' && r.dev === 'lo';
       });
     case 'sysctl':
-      return readFwmarkAccept(run) === '1';
+      return readSysctl(run, c.key) === '1';
   }
 }
 
-function readFwmarkAccept(run: Run): string {
-  return mustRun(run, ['cat', FWMARK_ACCEPT], 'read tcp_fwmark_accept').stdout.trim();
+function readSysctl(run: Run, key: SysctlKey): string {
+  return mustRun(run, ['cat', sysctlPath(key)], `read ${key}`).stdout.trim();
 }
 
 function apply(run: Run, c: RoutingChange): void {
@@ -79,7 +89,7 @@ function apply(run: Run, c: RoutingChange): void {
       mustRun(run, ['ip', `-${c.family}`, 'route', 'add', 'local', c.family === 4 ? '0.0.0.0/0' : '::/0', 'dev', 'lo', 'table', String(c.table)], 'add local route');
       return;
     case 'sysctl':
-      mustRun(run, ['sh', '-c', `echo 1 > ${FWMARK_ACCEPT}`], 'set tcp_fwmark_accept');
+      mustRun(run, ['sh', '-c', `echo 1 > ${sysctlPath(c.key)}`], `set ${c.key}`);
       return;
   }
 }
@@ -93,7 +103,7 @@ function revert(run: Run, c: RoutingChange): void {
       mustRun(run, ['ip', `-${c.family}`, 'route', 'del', 'local', c.family === 4 ? '0.0.0.0/0' : '::/0', 'dev', 'lo', 'table', String(c.table)], 'remove local route');
       return;
     case 'sysctl':
-      mustRun(run, ['sh', '-c', `echo ${Number(c.previous) || 0} > ${FWMARK_ACCEPT}`], 'restore tcp_fwmark_accept');
+      mustRun(run, ['sh', '-c', `echo ${Number(c.previous) || 0} > ${sysctlPath(c.key)}`], `restore ${c.key}`);
       return;
   }
 }
@@ -117,7 +127,7 @@ function writeRecord(recordPath: string, changes: RoutingChange[]): void {
 export function wantedChanges(opts: RoutingOptions, ipv6: boolean): RoutingChange[] {
   const families: (4 | 6)[] = ipv6 ? [4, 6] : [4];
   return [
-    { kind: 'sysctl', key: 'net.ipv4.tcp_fwmark_accept', previous: '' },
+    ...SYSCTLS.filter((key) => ipv6 || !key.startsWith('net.ipv6.')).map((key): RoutingChange => ({ kind: 'sysctl', key, previous: '' })),
     ...families.flatMap((family): RoutingChange[] => [
       { kind: 'rule', family, mark: opts.mark, table: opts.table, priority: opts.priority },
       { kind: 'route', family, table: opts.table },
@@ -139,7 +149,7 @@ export function ensureRouting(run: Run, opts: RoutingOptions, recordPath: string
   const applied: string[] = [];
   for (const want of wantedChanges(opts, ipv6)) {
     if (isPresent(run, want)) continue;
-    const change = want.kind === 'sysctl' ? { ...want, previous: readFwmarkAccept(run) } : want;
+    const change = want.kind === 'sysctl' ? { ...want, previous: readSysctl(run, want.key) } : want;
     if (!record.some((r) => sameChange(r, change))) {
       record.push(change);
       writeRecord(recordPath, record);
@@ -156,7 +166,7 @@ export function removeRouting(run: Run, recordPath: string, log: Logger): string
   const record = readRecord(recordPath);
   const removed: string[] = [];
   for (const change of [...record].reverse()) {
-    if (change.kind === 'sysctl' ? readFwmarkAccept(run) !== '1' : !isPresent(run, change)) continue;
+    if (!isPresent(run, change)) continue;
     revert(run, change);
     removed.push(describe(change));
     log.info({ change: describe(change) }, 'routing removed');

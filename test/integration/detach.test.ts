@@ -16,14 +16,14 @@ test('detach removes steering, pins and routing', async (t) => {
   const ino = fs.statSync(w.srv.path).ino;
   const rules = (family: 4 | 6): string => w.exec(w.srv, ['ip', `-${family}`, 'rule', 'show']);
   const routes = (family: 4 | 6): string => w.exec(w.srv, ['ip', `-${family}`, 'route', 'show', 'table', 'all']);
-  const fwmarkAccept = (): string => w.exec(w.srv, ['cat', '/proc/sys/net/ipv4/tcp_fwmark_accept']).trim();
+  const sysctls = (): string => ['net/ipv4/tcp_fwmark_accept', 'net/ipv4/fwmark_reflect', 'net/ipv6/fwmark_reflect'].map((k) => w.exec(w.srv, ['cat', `/proc/sys/${k}`]).trim()).join(',');
 
   await t.test('attach added the routing', () => {
     for (const family of [4, 6] as const) {
       assert.match(rules(family), new RegExp(`fwmark 0x${w.mark.toString(16)} lookup ${w.table}`));
       assert.match(routes(family), new RegExp(`local (default|0.0.0.0/0|::/0) dev lo table ${w.table}`));
     }
-    assert.equal(fwmarkAccept(), '1');
+    assert.equal(sysctls(), '1,1,1');
     assert.ok(fs.existsSync(path.join(w.pinDir, String(ino), 'link')));
   });
 
@@ -43,7 +43,7 @@ test('detach removes steering, pins and routing', async (t) => {
       assert.doesNotMatch(rules(family), /fwmark/);
       assert.doesNotMatch(routes(family), new RegExp(`table ${w.table}`));
     }
-    assert.equal(fwmarkAccept(), '0');
+    assert.equal(sysctls(), '0,0,0');
   });
 
   await t.test('detach again is a no-op that succeeds', () => {

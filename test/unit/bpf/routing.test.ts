@@ -10,15 +10,18 @@ import { ensureRouting, readRecord, removeRouting, type Run } from '../../../src
 import { silentLogger } from '../../../src/log';
 
 /** A namespace's routing state, and an `ip`/`cat`/`sh` that act on it. */
-function fakeNetns(initial: { rules?: string[]; routes?: string[]; fwmarkAccept?: string } = {}) {
-  const state = { rules: new Set(initial.rules ?? []), routes: new Set(initial.routes ?? []), fwmarkAccept: initial.fwmarkAccept ?? '0', calls: [] as string[] };
+const ACCEPT = '/proc/sys/net/ipv4/tcp_fwmark_accept';
+
+function fakeNetns(initial: { rules?: string[]; routes?: string[]; sysctls?: Record<string, string> } = {}) {
+  const state = { rules: new Set(initial.rules ?? []), routes: new Set(initial.routes ?? []), sysctls: new Map(Object.entries(initial.sysctls ?? {})), calls: [] as string[] };
   const ok = (stdout = '') => ({ status: 0, stdout, stderr: '' });
   const run: Run = (argv) => {
     state.calls.push(argv.join(' '));
     const [cmd, ...rest] = argv;
-    if (cmd === 'cat') return ok(`${state.fwmarkAccept}\n`);
+    if (cmd === 'cat') return ok(`${state.sysctls.get(rest[0] ?? '') ?? '0'}\n`);
     if (cmd === 'sh') {
-      state.fwmarkAccept = /echo (\d+)/.exec(rest[1] ?? '')?.[1] ?? '?';
+      const m = /echo (\d+) > (\S+)/.exec(rest[1] ?? '');
+      state.sysctls.set(m?.[2] ?? '?', m?.[1] ?? '?');
       return ok();
     }
     if (rest[0] === '-j') {
@@ -53,34 +56,43 @@ function tmpRecord(): string {
   return path.join(dir, 'routing.json');
 }
 
-test('attach adds all, twice adds nothing, detach removes all and restores the sysctl', () => {
+test('attach adds all, twice adds nothing, detach removes all and restores the sysctls', () => {
   const ns = fakeNetns();
   const record = tmpRecord();
   const added = ensureRouting(ns.run, opts, record, true, silentLogger);
-  assert.equal(added.length, 5);
+  assert.deepEqual(added, [
+    'sysctl net.ipv4.tcp_fwmark_accept=1',
+    'sysctl net.ipv4.fwmark_reflect=1',
+    'sysctl net.ipv6.fwmark_reflect=1',
+    'ip -4 rule fwmark 0x4a4645 lookup 4645 pref 4645',
+    'ip -4 route local 0.0.0.0/0 dev lo table 4645',
+    'ip -6 rule fwmark 0x4a4645 lookup 4645 pref 4645',
+    'ip -6 route local ::/0 dev lo table 4645',
+  ]);
   assert.deepEqual([...ns.state.rules].sort(), ['4:4867653:4645:4645', '6:4867653:4645:4645']);
   assert.deepEqual([...ns.state.routes].sort(), ['4:4645', '6:4645']);
-  assert.equal(ns.state.fwmarkAccept, '1');
-  assert.equal(readRecord(record).length, 5);
+  assert.equal(ns.state.sysctls.get(ACCEPT), '1');
+  assert.equal(ns.state.sysctls.get('/proc/sys/net/ipv6/fwmark_reflect'), '1');
+  assert.equal(readRecord(record).length, 7);
 
   assert.deepEqual(ensureRouting(ns.run, opts, record, true, silentLogger), []);
-  assert.equal(readRecord(record).length, 5);
+  assert.equal(readRecord(record).length, 7);
 
   const removed = removeRouting(ns.run, record, silentLogger);
-  assert.equal(removed.length, 5);
+  assert.equal(removed.length, 7);
   assert.equal(ns.state.rules.size + ns.state.routes.size, 0);
-  assert.equal(ns.state.fwmarkAccept, '0');
+  assert.deepEqual([...ns.state.sysctls.values()], ['0', '0', '0']);
   assert.equal(fs.existsSync(record), false);
 });
 
 test('what was there before attach is neither recorded nor removed', () => {
-  const ns = fakeNetns({ rules: ['4:4867653:4645:4645'], fwmarkAccept: '1' });
+  const ns = fakeNetns({ rules: ['4:4867653:4645:4645'], sysctls: { [ACCEPT]: '1' } });
   const record = tmpRecord();
   const added = ensureRouting(ns.run, opts, record, false, silentLogger);
-  assert.deepEqual(added, ['ip -4 route local 0.0.0.0/0 dev lo table 4645']);
+  assert.deepEqual(added, ['sysctl net.ipv4.fwmark_reflect=1', 'ip -4 route local 0.0.0.0/0 dev lo table 4645']);
   removeRouting(ns.run, record, silentLogger);
   assert.ok(ns.state.rules.has('4:4867653:4645:4645'));
-  assert.equal(ns.state.fwmarkAccept, '1');
+  assert.equal(ns.state.sysctls.get(ACCEPT), '1');
 });
 
 test('each change is recorded before it is applied', () => {
@@ -98,7 +110,7 @@ test('each change is recorded before it is applied', () => {
     code: 'JFE_ERR_ROUTING',
     message: /add local route: ip -4 route add local 0.0.0.0\/0 dev lo table 4645 failed: Error: Nexthop device is not up./,
   });
-  // Detach after a failed attach removes the rule it did add, and skips the absent route.
-  assert.equal(removeRouting(ns.run, record, silentLogger).length, 2);
+  // Detach after a failed attach removes what it did add, and skips the absent route.
+  assert.equal(removeRouting(ns.run, record, silentLogger).length, 3);
   assert.equal(ns.state.rules.size, 0);
 });
