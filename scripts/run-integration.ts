@@ -9,29 +9,28 @@ import { TEST_PREFIX, leakedNetns } from '../test/helpers/netns';
 
 const DIR = path.resolve(__dirname, '..', 'test', 'integration');
 
-function leakedMounts(): string[] {
+// Everything a test process creates is named jfe-t-<its pid>-…, so runs side by side are told apart.
+function leakedMounts(prefix: string): string[] {
   return fs
     .readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .map((l) => l.split(' ')[1] ?? '')
-    .filter((m) => m.includes(`/${TEST_PREFIX}`))
+    .filter((m) => m.includes(`/${prefix}`))
     .reverse();
 }
 
-function leakedDirs(): string[] {
-  return fs.readdirSync('/run').filter((f) => f.startsWith(TEST_PREFIX)).map((f) => path.join('/run', f));
+function leakedDirs(prefix: string): string[] {
+  return fs.readdirSync('/run').filter((f) => f.startsWith(prefix)).map((f) => path.join('/run', f));
 }
 
-function checkLeaks(file: string): string[] {
-  const leaks = [
-    ...leakedNetns().map((n) => `netns ${n}`),
-    ...leakedMounts().map((m) => `mount ${m}`),
-    ...leakedDirs().map((d) => `dir ${d}`),
-  ];
+function checkLeaks(file: string, pid: number): string[] {
+  const prefix = `${TEST_PREFIX}${pid}-`;
+  const netns = leakedNetns().filter((n) => n.startsWith(prefix));
+  const leaks = [...netns.map((n) => `netns ${n}`), ...leakedMounts(prefix).map((m) => `mount ${m}`), ...leakedDirs(prefix).map((d) => `dir ${d}`)];
   // Clean up so that one leak does not fail every later file too.
-  for (const m of leakedMounts()) spawnSync('umount', ['-l', m]);
-  for (const n of leakedNetns()) spawnSync('ip', ['netns', 'del', n]);
-  for (const d of leakedDirs()) fs.rmSync(d, { recursive: true, force: true });
+  for (const m of leakedMounts(prefix)) spawnSync('umount', ['-l', m]);
+  for (const n of netns) spawnSync('ip', ['netns', 'del', n]);
+  for (const d of leakedDirs(prefix)) fs.rmSync(d, { recursive: true, force: true });
   return leaks.map((l) => `${path.basename(file)} leaked ${l}`);
 }
 
@@ -49,7 +48,7 @@ function main(): number {
   for (const file of files) {
     const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=900000', file], { stdio: 'inherit' });
     if (r.status !== 0) failed.push(path.basename(file));
-    if (root) leaks.push(...checkLeaks(file));
+    if (root && r.pid !== undefined) leaks.push(...checkLeaks(file, r.pid));
   }
   for (const l of leaks) process.stderr.write(`LEAK: ${l}\n`);
   if (failed.length > 0) process.stderr.write(`FAILED: ${failed.join(', ')}\n`);

@@ -12,8 +12,11 @@ export class Cleanup {
     while (this.steps.length > 0) {
       const step = this.steps.pop();
       if (!step) break;
+      const started = Date.now();
       try {
         await step.fn();
+        const took = Date.now() - started;
+        if (took > 2000) process.stderr.write(`cleanup step "${step.what}" took ${took} ms\n`);
       } catch (err) {
         errors.push(`${step.what}: ${(err as Error).message}`);
       }

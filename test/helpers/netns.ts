@@ -77,7 +77,7 @@ export function createWorld(t: TestContext): World {
     ip(['-n', ns.name, 'link', 'set', dev, 'up']);
   }
 
-  const tmp = fs.mkdtempSync(path.join('/run', TEST_PREFIX));
+  const tmp = fs.mkdtempSync(path.join('/run', `${id}-`));
   cleanup.add(`remove ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }));
   const pinDir = path.join(tmp, 'bpffs');
   fs.mkdirSync(pinDir);

@@ -74,3 +74,24 @@ export function dial(ns: Ns, family: Family, host: string, port: number, opts: {
     sock.connect(connectOpts);
   });
 }
+
+/** What a port scanner sees: the handshake completes (open) or is refused. */
+export function portState(ns: Ns, family: Family, host: string, port: number, timeoutMs = 3000): Promise<'open' | 'refused' | string> {
+  return new Promise((resolve) => {
+    const sock = new net.Socket({ fd: native().tcpSocket(family, ns.fd), readable: true, writable: true });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve('timeout');
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve('open');
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? 'error'));
+    });
+    sock.connect(port, host);
+  });
+}
