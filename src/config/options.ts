@@ -2,6 +2,7 @@
 // Every setting of jfe, once: its flag, JFE_ environment variable and config
 // key (both derived from the name), default, help text and validation.
 import { z } from 'zod';
+import { parseDuration } from './duration';
 import { parsePortSet } from './ports';
 
 export interface OptionDef<T> {
@@ -37,6 +38,31 @@ const portSpec = (allowEmpty: boolean) =>
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
       return z.NEVER;
     }
+  });
+
+const duration = (min: number, max: number) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    try {
+      const ms = typeof v === 'number' ? v : parseDuration(v);
+      if (ms < min || ms > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${min} ms and ${max} ms, got ${ms} ms` });
+        return z.NEVER;
+      }
+      return ms;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const count = (what: string, min: number, max: number) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be an integer from ${min} to ${max}, got "${v}"` });
+      return z.NEVER;
+    }
+    return n;
   });
 
 const absPath = z.string().refine((v) => v.startsWith('/'), { message: 'must be an absolute path' });
@@ -92,6 +118,76 @@ export const OPTIONS = {
   json: def({
     type: 'boolean',
     describe: 'machine-readable output',
+    default: false,
+    schema: z.boolean(),
+  }),
+  stateDir: def({
+    type: 'string',
+    describe: 'directory for the internal CA, certificates and keys (created 0700)',
+    default: '/var/lib/jfe',
+    schema: absPath,
+  }),
+  workers: def({
+    type: 'string',
+    describe: 'agent worker processes, each with its own socket; 0 = one per CPU',
+    default: '0',
+    schema: count('workers', 0, 64),
+  }),
+  upstreamSource: def({
+    type: 'string',
+    describe: 'connect to services from the client\'s own address (original), or from the host\'s (host: services see the host, for hosts where the routing cannot be set up)',
+    default: 'original',
+    schema: z.enum(['original', 'host']),
+  }),
+  idleTimeout: def({
+    type: 'string',
+    describe: 'close a connection after this long with no byte either way',
+    default: '1h',
+    schema: duration(1000, 7 * 86_400_000),
+  }),
+  helloTimeout: def({
+    type: 'string',
+    describe: 'time a client has from its first TLS byte to the end of the handshake',
+    default: '10s',
+    schema: duration(100, 300_000),
+  }),
+  maxConnections: def({
+    type: 'string',
+    describe: 'connections held at most (all workers together); more are refused and counted',
+    default: '20000',
+    schema: count('max connections', 1, 10_000_000),
+  }),
+  drainTimeout: def({
+    type: 'string',
+    describe: 'on stop, how long open connections may take to finish',
+    default: '30s',
+    schema: duration(0, 3_600_000),
+  }),
+  probeTimeout: def({
+    type: 'string',
+    describe: 'how long a service may take to answer a ClientHello before it is taken for plaintext',
+    default: '1s',
+    hidden: true,
+    schema: duration(10, 60_000),
+  }),
+  tlsProbeTtl: def({
+    type: 'string',
+    describe: 'how long the verdict "this service speaks TLS itself" (or not) is kept',
+    default: '5m',
+    hidden: true,
+    schema: duration(1000, 86_400_000),
+  }),
+  listenersInterval: def({
+    type: 'string',
+    describe: 'how often the listening sockets of the host are read into the listeners map (for tests)',
+    default: '250ms',
+    hidden: true,
+    schema: duration(10, 60_000),
+  }),
+  verbose: def({
+    type: 'boolean',
+    alias: 'v',
+    describe: 'debug logging (same as --log-level debug)',
     default: false,
     schema: z.boolean(),
   }),

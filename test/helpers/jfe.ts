@@ -23,7 +23,8 @@ export async function startJfe(w: World, args: string[] = [], opts: { workers?: 
   const stateDir = path.join(w.tmp, 'state');
   const workers = opts.workers ?? 2;
   const steering = w.steeringArgs.filter((_, i, a) => a[i] !== '--netns' && a[i - 1] !== '--netns');
-  const proc = spawn('ip', ['netns', 'exec', w.srv.name, process.execPath, BIN.jfe, 'run', ...steering, '--state-dir', stateDir, '--workers', String(workers), '--listeners-interval', '100ms', ...args], {
+  const defaults = args.includes('--listeners-interval') ? [] : ['--listeners-interval', '100ms'];
+  const proc = spawn('ip', ['netns', 'exec', w.srv.name, process.execPath, BIN.jfe, 'run', ...steering, '--state-dir', stateDir, '--workers', String(workers), ...defaults, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

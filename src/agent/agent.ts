@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+// One agent worker: its listening sockets (one per family), registered in its
+// sockmap slot, and the connections they accept. Stopping unregisters first,
+// so new connections go to the other workers or straight to the services.
+import type net from 'node:net';
+import type { CertSource } from '../certs/cert-source';
+import type { Logger } from '../log';
+import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, handleConnection } from './connection';
+import { type AgentListener, openListener } from './listener';
+import { TlsServiceCache } from './tls-services';
+import { type BypassHandle, type Family, type UpstreamSource, createDialer } from './upstream';
+
+/** The steering the agent needs: its slot in the sockmap and the bypass map. */
+export interface SteeringHandle extends BypassHandle {
+  setSocket(family: Family, slot: number, fd: number): void;
+  deleteSocket(family: Family, slot: number): boolean;
+  socketCookie(family: Family, slot: number): bigint | null;
+}
+
+export interface AgentOptions extends ConnectionOptions {
+  slot: number;
+  backlog: number;
+  /** Connections this worker holds at most; more are refused (counted, logged). */
+  maxConnections: number;
+  upstreamSource: UpstreamSource;
+  mark: number;
+  /** How long a verdict on whether a destination speaks TLS itself holds. */
+  tlsProbeTtlMs: number;
+}
+
+export interface AgentEvents extends ConnectionEvents {
+  refused(): void;
+  collision(): void;
+}
+
+export interface AgentDeps {
+  steering: SteeringHandle;
+  certs: CertSource;
+  events: AgentEvents;
+  log: Logger;
+}
+
+/** Logs at most one line per interval for an event that can come in floods. */
+function throttled(intervalMs: number, fn: (count: number) => void): () => void {
+  let last = 0;
+  let count = 0;
+  return () => {
+    count++;
+    const now = Date.now();
+    if (now - last < intervalMs) return;
+    last = now;
+    fn(count);
+    count = 0;
+  };
+}
+
+export class Agent {
+  private readonly listeners: AgentListener[] = [];
+  private readonly cookies = new Map<Family, bigint | null>();
+  private readonly connections = new Set<ConnectionHandle>();
+  private dialer: ReturnType<typeof createDialer> | undefined;
+
+  constructor(
+    private readonly opts: AgentOptions,
+    private readonly deps: AgentDeps,
+  ) {}
+
+  get activeConnections(): number {
+    return this.connections.size;
+  }
+
+  async start(): Promise<void> {
+    const { opts, deps } = this;
+    const log = deps.log.child({ component: 'agent' });
+    this.dialer = createDialer({ source: opts.upstreamSource, mark: opts.mark, bypass: deps.steering, onCollision: deps.events.collision });
+    const connDeps = {
+      dial: this.dialer.dial,
+      certs: deps.certs,
+      tlsServices: new TlsServiceCache({ ttlMs: opts.tlsProbeTtlMs }),
+      events: deps.events,
+      log,
+      opts,
+    };
+    const onConnection = (socket: net.Socket): void => {
+      let done = false;
+      const handle = handleConnection(socket, connDeps, () => {
+        done = true;
+        this.connections.delete(handle);
+      });
+      if (!done) this.connections.add(handle);
+    };
+    const logRefused = throttled(10_000, (count) => log.warn({ count, maxConnections: opts.maxConnections }, 'connection limit reached; refusing connections'));
+    for (const family of [4, 6] as const) {
+      let l: AgentListener;
+      try {
+        l = await openListener(family, opts.backlog, onConnection);
+      } catch (err) {
+        if (family === 6) {
+          log.warn({ err }, 'no IPv6 listener (IPv6 disabled?); steering IPv4 only');
+          continue;
+        }
+        throw err;
+      }
+      l.server.maxConnections = opts.maxConnections;
+      l.server.on('drop', () => {
+        deps.events.refused();
+        logRefused();
+      });
+      l.server.on('error', (err) => log.error({ err, family }, 'listener error'));
+      this.listeners.push(l);
+    }
+    // Register only once every listener is ready.
+    for (const l of this.listeners) {
+      deps.steering.setSocket(l.family, opts.slot, l.fd);
+      this.cookies.set(l.family, deps.steering.socketCookie(l.family, opts.slot));
+    }
+    log.info({ families: this.listeners.map((l) => l.family) }, 'worker registered');
+  }
+
+  /**
+   * Unregisters (only if the slot still holds our socket: a successor may have
+   * taken it over), stops accepting, lets open connections finish for up to
+   * drainMs, then closes the rest.
+   */
+  async stop(drainMs: number): Promise<void> {
+    const { steering } = this.deps;
+    const log = this.deps.log.child({ component: 'agent' });
+    log.info({ active: this.connections.size, drainMs }, 'unregistered; draining');
+    for (const l of this.listeners) {
+      const mine = this.cookies.get(l.family);
+      if (mine !== undefined && mine !== null && steering.socketCookie(l.family, this.opts.slot) === mine) {
+        steering.deleteSocket(l.family, this.opts.slot);
+      }
+      l.server.close();
+    }
+    const deadline = Date.now() + drainMs;
+    while (this.connections.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.connections.size > 0) log.warn({ closed: this.connections.size }, 'drain timeout; closing remaining connections');
+    for (const c of this.connections) c.destroy();
+    this.dialer?.close();
+  }
+}

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+// The life of one steered connection: dial upstream at once, read the first
+// bytes of whichever side speaks first, then relay plaintext, pass TLS
+// through to a service that terminates it itself, or terminate TLS here.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { CertSource } from '../certs/cert-source';
+import type { Logger } from '../log';
+import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
+import { type RelayResult, relay } from './relay';
+import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
+import type { Dial, Endpoint } from './upstream';
+
+export type ConnectionKind = 'tls' | 'plain' | 'passthrough';
+
+/** Closed sets: these become metric labels. */
+export type HandshakeFailure = 'hello-invalid' | 'hello-timeout' | 'handshake-timeout' | 'handshake-error' | 'no-certificate';
+export type UpstreamFailure = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'source-port' | 'other';
+
+/** What the connection reports; metrics/ implements it. Every hook must be cheap. */
+export interface ConnectionEvents {
+  opened(kind: ConnectionKind, port: number): void;
+  bytes(direction: 'in' | 'out', n: number): void;
+  handshakeFailed(reason: HandshakeFailure): void;
+  upstreamFailed(reason: UpstreamFailure): void;
+  closed(kind: ConnectionKind | 'none', result: RelayResult | null): void;
+}
+
+export const NO_EVENTS: ConnectionEvents = {
+  opened: () => undefined,
+  bytes: () => undefined,
+  handshakeFailed: () => undefined,
+  upstreamFailed: () => undefined,
+  closed: () => undefined,
+};
+
+export interface ConnectionOptions {
+  /** No byte either way for this long: the connection is closed. Also bounds a silent sniff. */
+  idleTimeoutMs: number;
+  /** From the first byte of a ClientHello to the end of the TLS handshake. */
+  helloTimeoutMs: number;
+  maxHelloBytes?: number;
+  /** How long a service may take to answer a ClientHello before it is taken for plaintext. */
+  probeTimeoutMs: number;
+}
+
+export interface ConnectionDeps {
+  dial: Dial;
+  certs: CertSource;
+  tlsServices: TlsServiceCache;
+  events: ConnectionEvents;
+  log: Logger;
+  opts: ConnectionOptions;
+}
+
+function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'reset';
+    case 'ETIMEDOUT':
+      return 'timeout';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return 'unreachable';
+    default:
+      return 'other';
+  }
+}
+
+/** Closes with a TCP reset (SO_LINGER 0), as the host does for a refused or broken connection. */
+function reset(sock: net.Socket): void {
+  if (sock.destroyed) return;
+  if (typeof sock.resetAndDestroy === 'function' && sock.readyState !== 'opening') sock.resetAndDestroy();
+  else sock.destroy();
+}
+
+const ignore = (): void => undefined;
+
+/** A connection in progress, as the agent tracks it for drain and shutdown. */
+export interface ConnectionHandle {
+  /** Resets both sides now. */
+  destroy(): void;
+}
+
+/**
+ * Handles one accepted connection. Never throws; every error closes and is
+ * counted. onDone is called exactly once, when both sides are closed.
+ */
+export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDone: () => void = ignore): ConnectionHandle {
+  const family = client.remoteFamily === 'IPv6' ? 6 : 4;
+  const { remoteAddress, remotePort, localAddress, localPort } = client;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) {
+    client.destroy(); // already gone
+    onDone();
+    return { destroy: ignore };
+  }
+  client.on('error', ignore);
+  const src: Endpoint = { family, address: remoteAddress, port: remotePort };
+  const dst: Endpoint = { family, address: localAddress, port: localPort };
+  let upstream: net.Socket;
+  try {
+    upstream = deps.dial(src, dst);
+  } catch (err) {
+    deps.log.warn({ err, port: dst.port }, 'upstream socket failed');
+    deps.events.upstreamFailed('source-port');
+    deps.events.closed('none', null);
+    reset(client);
+    onDone();
+    return { destroy: ignore };
+  }
+  const sniffer = new Sniffer(client, upstream, src, dst, deps, onDone);
+  sniffer.start();
+  return sniffer;
+}
+
+/**
+ * Reads the first bytes of either side and decides. Holds everything it read
+ * and hands it on untouched (unshift), so no byte is lost or reordered.
+ */
+class Sniffer implements ConnectionHandle {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private decided = false;
+  private ended = false;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private readonly maxHelloBytes: number;
+  /** The outermost client-side socket: the TLSSocket once TLS is terminated. */
+  private outer: net.Socket;
+
+  constructor(
+    private readonly client: net.Socket,
+    private upstream: net.Socket,
+    private readonly src: Endpoint,
+    private readonly dst: Endpoint,
+    private readonly deps: ConnectionDeps,
+    private readonly onDone: () => void,
+  ) {
+    this.maxHelloBytes = deps.opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
+    this.outer = client;
+  }
+
+  destroy(): void {
+    reset(this.client);
+    reset(this.upstream);
+    if (this.outer !== this.client) this.outer.destroy();
+  }
+
+  /** The one way a connection ends: counted once, reported once. */
+  private end(kind: ConnectionKind | 'none', result: RelayResult | null): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.deps.events.closed(kind, result);
+    this.onDone();
+  }
+
+  start(): void {
+    const { client, upstream } = this;
+    client.on('data', this.onClientData);
+    client.on('end', this.onClientEnd);
+    client.on('close', this.onClose);
+    client.setTimeout(this.deps.opts.idleTimeoutMs, this.onIdle);
+    upstream.on('data', this.onUpstreamData);
+    upstream.on('end', this.onUpstreamEnd);
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onClose);
+  }
+
+  /** Stops sniffing: listeners off, both sides paused until the next stage reads them. */
+  private finish(): Buffer {
+    this.decided = true;
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    const { client, upstream } = this;
+    client.pause();
+    upstream.pause();
+    client.off('data', this.onClientData);
+    client.off('end', this.onClientEnd);
+    client.off('close', this.onClose);
+    client.setTimeout(0);
+    upstream.off('data', this.onUpstreamData);
+    upstream.off('end', this.onUpstreamEnd);
+    upstream.off('error', this.onUpstreamError);
+    upstream.off('close', this.onClose);
+    upstream.on('error', ignore);
+    const data = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    return data;
+  }
+
+  private fail(): void {
+    this.finish();
+    reset(this.client);
+    reset(this.upstream);
+    this.end('none', null);
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const all = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.buffered);
+    const r = parseClientHello(all, this.maxHelloBytes);
+    switch (r.kind) {
+      case 'need-more':
+        this.helloTimer ??= setTimeout(this.onHelloTimeout, this.deps.opts.helloTimeoutMs);
+        return;
+      case 'not-tls':
+        this.plain(this.finish(), null);
+        return;
+      case 'invalid':
+        if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ reason: r.reason, port: this.dst.port }, 'invalid client hello');
+        this.deps.events.handshakeFailed('hello-invalid');
+        this.fail();
+        return;
+      case 'hello':
+        void this.tls(this.finish(), r.hello);
+        return;
+    }
+  };
+
+  private readonly onHelloTimeout = (): void => {
+    this.deps.events.handshakeFailed('hello-timeout');
+    this.fail();
+  };
+
+  private readonly onIdle = (): void => {
+    this.fail();
+  };
+
+  /** The service spoke first (SMTP, SSH, MySQL, …): plaintext. */
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    const clientBytes = this.finish();
+    this.plain(clientBytes, chunk);
+  };
+
+  /** A side closed before anyone decided: plaintext, with that direction already ended. */
+  private readonly onClientEnd = (): void => {
+    const data = this.finish();
+    const { client, upstream } = this;
+    upstream.end(data);
+    this.pipeRest(upstream, client);
+  };
+
+  private readonly onUpstreamEnd = (): void => {
+    const data = this.finish();
+    const { client, upstream } = this;
+    if (data.length > 0) upstream.write(data);
+    client.end();
+    this.pipeRest(client, upstream);
+  };
+
+  /** The rare half-closed-while-sniffing case: one remaining direction, errors close both. */
+  private pipeRest(from: net.Socket, to: net.Socket): void {
+    const destroyBoth = (): void => {
+      reset(from);
+      reset(to);
+    };
+    from.on('error', destroyBoth);
+    to.on('error', destroyBoth);
+    from.pipe(to);
+    from.resume();
+    this.deps.events.opened('plain', this.dst.port);
+    to.once('close', () => this.end('plain', null));
+  }
+
+  private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
+    this.deps.events.upstreamFailed(upstreamFailure(err));
+    this.fail();
+  };
+
+  private readonly onClose = (): void => {
+    if (!this.decided) this.fail();
+  };
+
+  private plain(clientBytes: Buffer, upstreamBytes: Buffer | null): void {
+    if (clientBytes.length > 0) this.client.unshift(clientBytes);
+    if (upstreamBytes) this.upstream.unshift(upstreamBytes);
+    this.startRelay('plain', this.client, this.upstream);
+  }
+
+  private async tls(hello: Buffer, parsed: ClientHello): Promise<void> {
+    const kind = this.deps.tlsServices.get(this.dst.address, this.dst.port);
+    if (kind === 'tls') {
+      this.client.unshift(hello);
+      this.startRelay('passthrough', this.client, this.upstream);
+      return;
+    }
+    if (kind === undefined && (await this.probe(hello))) return;
+    await this.terminate(hello, parsed);
+  }
+
+  /**
+   * Sends the client's own hello to the service. A service that answers with
+   * TLS keeps the connection, untouched (returns true). Any other answer,
+   * silence or a close means plaintext: that upstream connection is dropped
+   * and a fresh one made for the terminated session.
+   */
+  private probe(hello: Buffer): Promise<boolean> {
+    const { upstream, client, dst, deps } = this;
+    return new Promise((resolve) => {
+      let done = false;
+      const settle = (answer: Buffer | null, err: NodeJS.ErrnoException | null): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        upstream.off('data', onData);
+        upstream.off('end', onEnd);
+        upstream.off('error', onError);
+        upstream.pause();
+        if (err?.code === 'ECONNREFUSED') {
+          deps.events.upstreamFailed('refused');
+          reset(client);
+          this.end('none', null);
+          resolve(true);
+          return;
+        }
+        if (answer && looksLikeTlsAnswer(answer)) {
+          deps.tlsServices.set(dst.address, dst.port, 'tls');
+          upstream.unshift(answer);
+          this.startRelay('passthrough', client, upstream);
+          resolve(true);
+          return;
+        }
+        deps.tlsServices.set(dst.address, dst.port, 'plain');
+        reset(upstream);
+        try {
+          this.upstream = deps.dial(this.src, dst);
+          this.upstream.on('error', ignore);
+        } catch {
+          deps.events.upstreamFailed('source-port');
+          reset(client);
+          this.end('none', null);
+          resolve(true);
+          return;
+        }
+        resolve(false);
+      };
+      const onData = (chunk: Buffer): void => settle(chunk, null);
+      const onEnd = (): void => settle(null, null);
+      const onError = (err: NodeJS.ErrnoException): void => settle(null, err);
+      const timer = setTimeout(() => settle(null, null), deps.opts.probeTimeoutMs);
+      upstream.on('data', onData);
+      upstream.on('end', onEnd);
+      upstream.on('error', onError);
+      upstream.write(hello);
+      upstream.resume();
+    });
+  }
+
+  private async terminate(hello: Buffer, parsed: ClientHello): Promise<void> {
+    const { client, dst, deps } = this;
+    const upstream = this.upstream;
+    const deadline = setTimeout(() => {
+      deps.events.handshakeFailed('handshake-timeout');
+      this.destroy();
+      this.end('none', null);
+    }, deps.opts.helloTimeoutMs);
+    let context: tls.SecureContext;
+    try {
+      context = await deps.certs.contextFor({ servername: parsed.sni, localAddress: dst.address });
+    } catch (err) {
+      clearTimeout(deadline);
+      deps.log.warn({ err }, 'no certificate for a handshake; closing it');
+      deps.events.handshakeFailed('no-certificate');
+      reset(client);
+      reset(upstream);
+      this.end('none', null);
+      return;
+    }
+    if (client.destroyed || upstream.destroyed) {
+      clearTimeout(deadline);
+      reset(client);
+      reset(upstream);
+      this.end('none', null);
+      return;
+    }
+    client.unshift(hello);
+    // Offer only what the upstream speaks: never h2 to an HTTP/1.1 service.
+    const alpn = parsed.alpn.includes('http/1.1') ? ['http/1.1'] : undefined;
+    const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
+    this.outer = secure;
+    let handshaken = false;
+    secure.on('error', (err) => {
+      if (handshaken) return;
+      clearTimeout(deadline);
+      if (deps.log.isLevelEnabled('debug')) deps.log.debug({ err, port: dst.port }, 'tls handshake failed');
+      deps.events.handshakeFailed('handshake-error');
+      reset(client);
+      reset(upstream);
+      this.end('none', null);
+    });
+    secure.once('close', () => {
+      if (handshaken) return;
+      clearTimeout(deadline);
+      reset(upstream);
+      this.end('none', null);
+    });
+    secure.once('secure', () => {
+      handshaken = true;
+      clearTimeout(deadline);
+      // A service that answers our plaintext with a TLS alert terminates TLS
+      // itself after all (it changed, or a probe timed out): pass through next time.
+      upstream.once('data', (chunk: Buffer) => {
+        if (looksLikeTlsAnswer(chunk)) deps.tlsServices.set(dst.address, dst.port, 'tls');
+      });
+      this.startRelay('tls', secure, upstream);
+    });
+  }
+
+  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket): void {
+    const { deps } = this;
+    deps.events.opened(kind, this.dst.port);
+    void relay(client, upstream, { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes }).then((result) => {
+      if (deps.log.isLevelEnabled('debug')) {
+        deps.log.debug({ kind, port: this.dst.port, ...result }, 'connection closed');
+      }
+      this.end(kind, result);
+    });
+  }
+}

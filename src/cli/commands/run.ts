@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+// jfe run: attach the steering when needed and serve until stopped.
+import type { CommandModule } from 'yargs';
+import { loadSettings } from '../../config/load';
+import { RUN_OPTION_NAMES, runDaemon } from '../../daemon';
+import { createLogger } from '../../log';
+import { setExitCode } from '../main';
+import { withOptions } from '../options';
+
+export const runCommand: CommandModule = {
+  command: 'run',
+  describe: 'run the agent: every TCP service of this host (its network namespace) answers TLS',
+  builder: (y) => withOptions(y, RUN_OPTION_NAMES),
+  handler: async (argv) => {
+    const s = loadSettings(argv, RUN_OPTION_NAMES);
+    const log = createLogger(s.verbose ? 'debug' : s.logLevel, 1);
+    const code = await runDaemon(s, log);
+    setExitCode(code);
+    // The daemon is done: background timers (renewals, retries) and the IPC
+    // channel of a worker must not keep the process alive.
+    process.exit(code);
+  },
+};

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+// bin jfe: the agent and its certificate authority.
+import yargs from 'yargs';
+import { caCommand } from './commands/ca';
+import { runCommand } from './commands/run';
+import { main } from './main';
+
+export function jfeParser() {
+  return yargs()
+    .scriptName('jfe')
+    .usage('$0 <command> [options]\n\nJump to Full Encryption: every TCP service on this host answers TLS, with no change to the services.')
+    .command(runCommand)
+    .command(caCommand)
+    .demandCommand(1, 'give a command: run or ca');
+}
+
+/** Entry point of the bin shim. */
+export function cli(argv: string[]): void {
+  void main(jfeParser(), argv).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+if (require.main === module) cli(process.argv.slice(2));
