@@ -45,7 +45,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JFE_MAX_BYPASS);
 	__type(key, struct jfe_addr_key);
-	__type(value, __u8);
+	__type(value, __u32); /* owner pid */
 } bypass SEC(".maps");
 
 struct {

@@ -18,7 +18,9 @@
  * swapped in by one map update: the program never sees half of it. */
 #define JFE_PORT_WORDS (65536 / 64)
 
-/* Bypass and listener entries: the first element of a key is the family. */
+/* Bypass and listener entries: the first element of a key is the family.
+ * A bypass value is the pid of the worker that owns the entry, so the
+ * entries of a worker that died can be found and removed. */
 #define JFE_MAX_BYPASS (65536)
 #define JFE_MAX_LISTENERS (16384)
 

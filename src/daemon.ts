@@ -31,6 +31,15 @@ const STOP_MESSAGE = 'jfe:stop';
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function workerCount(s: RunSettings): number {
   return s.workers > 0 ? s.workers : Math.max(1, os.availableParallelism());
 }
@@ -56,6 +65,9 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   const ca = await InternalCa.open({ stateDir: await StateDir.open(s.stateDir, log), log });
   log.info({ caExpires: ca.rootNotAfter.toISOString() }, 'internal CA ready');
 
+  const removed = maps.removeBypassOf((pid) => !processAlive(pid));
+  if (removed > 0) log.warn({ removed }, 'removed bypass entries left by agents that died');
+
   const sync = new ListenersSync(maps, log.child({ component: 'listeners' }));
   sync.start(s.listenersInterval);
 
@@ -70,8 +82,13 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
     const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot) }, stdio: 'inherit' });
     workers.set(slot, w);
     const startedAt = Date.now();
+    const pid = w.pid;
     w.on('exit', (code, signal) => {
       workers.delete(slot);
+      if (pid !== undefined) {
+        const removed = maps.removeBypassOf((owner) => owner === pid);
+        if (removed > 0) log.warn({ slot, removed }, 'removed the bypass entries of a dead worker');
+      }
       if (stopping) return;
       // A worker that ran a while restarts at once; one that keeps dying backs off.
       const delay = Date.now() - startedAt > RESTART_MAX_MS ? RESTART_MIN_MS : Math.min((restartDelay.get(slot) ?? RESTART_MIN_MS / 2) * 2, RESTART_MAX_MS);

@@ -391,6 +391,13 @@ class Sniffer implements ConnectionHandle {
       reset(upstream);
       this.end('none', null);
     });
+    // A client that gives up mid-handshake (FIN) is done: nothing to keep half-open.
+    secure.once('end', () => {
+      if (handshaken) return;
+      clearTimeout(deadline);
+      this.destroy();
+      this.end('none', null);
+    });
     secure.once('close', () => {
       if (handshaken) return;
       clearTimeout(deadline);

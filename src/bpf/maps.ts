@@ -21,7 +21,7 @@ export function expectedSpecs(l: Layout): Record<MapName, MapSpec> {
     ports: { type: MAP_TYPE.array, keySize: 4, valueSize: l.portsSize, maxEntries: 1 },
     config: { type: MAP_TYPE.array, keySize: 4, valueSize: l.configSize, maxEntries: 1 },
     sockets: { type: MAP_TYPE.sockmap, keySize: 4, valueSize: 8, maxEntries: l.sockmapEntries },
-    bypass: { type: MAP_TYPE.hash, keySize: l.addrKeySize, valueSize: 1, maxEntries: l.maxBypass },
+    bypass: { type: MAP_TYPE.hash, keySize: l.addrKeySize, valueSize: 4, maxEntries: l.maxBypass },
     listeners: { type: MAP_TYPE.hash, keySize: l.addrKeySize, valueSize: 1, maxEntries: l.maxListeners },
     counters: { type: MAP_TYPE.percpuArray, keySize: 4, valueSize: 8, maxEntries: l.counterMax },
   };
@@ -57,11 +57,15 @@ export class SteeringMaps {
   private readonly l: Layout;
   private readonly key: Buffer;
   private readonly u32: Buffer;
+  /** This process's pid: the owner written into its bypass entries. */
+  private readonly owner: Buffer;
 
   constructor(readonly fds: MapFds) {
     this.l = native().layout;
     this.key = Buffer.alloc(this.l.addrKeySize);
     this.u32 = Buffer.alloc(4);
+    this.owner = Buffer.alloc(4);
+    this.owner.writeUInt32LE(process.pid);
   }
 
   static open(dir: string, pinPathOf: (name: MapName) => string): SteeringMaps {
@@ -166,7 +170,7 @@ export class SteeringMaps {
   /** Marks the agent's upstream source (the client's address and a port) as not to steer. */
   addBypass(family: Family, addr: string, port: number): void {
     const key = this.addrKey(family, addr, port);
-    callNative('JFE_ERR_BPF_MAP', 'add bypass entry', () => native().mapUpdate(this.fds.bypass, key, ONE));
+    callNative('JFE_ERR_BPF_MAP', 'add bypass entry', () => native().mapUpdate(this.fds.bypass, key, this.owner));
   }
 
   deleteBypass(family: Family, addr: string, port: number): boolean {
@@ -176,6 +180,26 @@ export class SteeringMaps {
 
   bypassEntries(): ListenerEntry[] {
     return this.keys(this.fds.bypass);
+  }
+
+  /**
+   * Removes the bypass entries whose owner is gone: a worker that died cannot
+   * remove its own, and a stale entry would exempt a later client that
+   * happens to use the same address and source port. Returns how many.
+   */
+  removeBypassOf(isGone: (pid: number) => boolean): number {
+    const value = Buffer.alloc(4);
+    const stale: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.l.addrKeySize);
+      if (!native().mapNextKey(this.fds.bypass, prev, next)) break;
+      if (native().mapLookup(this.fds.bypass, next, value) && isGone(value.readUInt32LE())) stale.push(next);
+      prev = next;
+    }
+    // Deleted after the walk: deleting the cursor's key restarts a hash map walk.
+    for (const k of stale) native().mapDelete(this.fds.bypass, k);
+    return stale.length;
   }
 
   addListener(e: ListenerEntry): void {

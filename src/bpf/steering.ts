@@ -3,7 +3,7 @@
 // (exactly what attach added), status, and opening the pinned maps.
 import fs from 'node:fs';
 import path from 'node:path';
-import { JfeError } from '../errors';
+import { JfeError, isSystemError } from '../errors';
 import type { Logger } from '../log';
 import type { PortSet } from '../config/ports';
 import { native } from '../native';
@@ -105,10 +105,24 @@ function openPinned(dir: string, ns: Netns, removeStale: boolean): Pinned | null
   }
 }
 
+/**
+ * The verifier gives up with EAGAIN when a signal is pending (a profiler's
+ * SIGPROF, say); libbpf retries a few times, and so do we, a few more.
+ */
+function loadRetrying<T>(load: () => T): T {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return load();
+    } catch (err) {
+      if (!isSystemError(err, 'EAGAIN') || attempt >= 20) throw err;
+    }
+  }
+}
+
 /** Loads, pins into a staging directory, attaches, then renames into place. */
 function createPins(dir: string, ns: Netns, opts: SteeringOptions, ports: PortSet, log: Logger): Pinned {
   const n = native();
-  const fds = callNative('JFE_ERR_BPF_LOAD', 'load the sk_lookup program', () => n.loadProgram(), opts.pinDir);
+  const fds = callNative('JFE_ERR_BPF_LOAD', 'load the sk_lookup program', () => loadRetrying(n.loadProgram), opts.pinDir);
   const staging = stagingPinDir(opts.pinDir, ns.ino);
   let linkFd = -1;
   const closeAll = (): void => {

@@ -19,12 +19,12 @@ export interface RunningJfe {
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-export async function startJfe(w: World, args: string[] = [], opts: { workers?: number } = {}): Promise<RunningJfe> {
+export async function startJfe(w: World, args: string[] = [], opts: { workers?: number; nodeArgs?: string[] } = {}): Promise<RunningJfe> {
   const stateDir = path.join(w.tmp, 'state');
   const workers = opts.workers ?? 2;
   const steering = w.steeringArgs.filter((_, i, a) => a[i] !== '--netns' && a[i - 1] !== '--netns');
   const defaults = args.includes('--listeners-interval') ? [] : ['--listeners-interval', '100ms'];
-  const proc = spawn('ip', ['netns', 'exec', w.srv.name, process.execPath, BIN.jfe, 'run', ...steering, '--state-dir', stateDir, '--workers', String(workers), ...defaults, ...args], {
+  const proc = spawn('ip', ['netns', 'exec', w.srv.name, process.execPath, ...(opts.nodeArgs ?? []), BIN.jfe, 'run', ...steering, '--state-dir', stateDir, '--workers', String(workers), ...defaults, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
