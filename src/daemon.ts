@@ -94,7 +94,8 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
       const delay = Date.now() - startedAt > RESTART_MAX_MS ? RESTART_MIN_MS : Math.min((restartDelay.get(slot) ?? RESTART_MIN_MS / 2) * 2, RESTART_MAX_MS);
       restartDelay.set(slot, delay);
       log.error({ slot, code, signal, restartInMs: delay }, 'worker exited; restarting it');
-      setTimeout(() => !stopping && startWorker(slot), delay).unref();
+      // Not unref'd: with every worker dead, this timer is what keeps the primary alive.
+      setTimeout(() => !stopping && startWorker(slot), delay);
     });
   };
   for (let slot = 0; slot < n; slot++) startWorker(slot);

@@ -25,6 +25,8 @@ namespace jfe {
 
 namespace {
 
+constexpr int kTcpTimeWait = 6;
+constexpr int kTcpClose = 7;
 constexpr int kTcpListen = 10;
 
 struct DiagRequest {
@@ -120,7 +122,8 @@ Napi::Value DiagListeners(const Napi::CallbackInfo &info)
 }
 
 // (fd, family, localAddr, localPort, remoteAddr, remotePort) -> whether a
-// TCP socket with exactly this 4-tuple exists in the netns.
+// live TCP connection (not listening, not TIME_WAIT) with exactly this
+// 4-tuple exists in the netns.
 Napi::Value DiagExists(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
@@ -162,9 +165,11 @@ Napi::Value DiagExists(const Napi::CallbackInfo &info)
 		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
 			// The kernel looks the tuple up as it would an incoming
 			// packet, so a listener on the local port also matches.
+			// TIME_WAIT is not a live connection: a new SYN reopens it.
 			auto *m = static_cast<inet_diag_msg *>(NLMSG_DATA(h));
-			return Napi::Boolean::New(env, m->idiag_state != kTcpListen &&
-							       m->id.idiag_dport == r.req.id.idiag_dport);
+			bool live = m->idiag_state != kTcpListen && m->idiag_state != kTcpTimeWait &&
+				    m->idiag_state != kTcpClose;
+			return Napi::Boolean::New(env, live && m->id.idiag_dport == r.req.id.idiag_dport);
 		}
 	}
 }

@@ -82,10 +82,13 @@ export class Agent {
       opts,
     };
     const onConnection = (socket: net.Socket): void => {
+      // onDone may run before handleConnection returns (a connection that
+      // fails at once), so the handle is only tracked if it is still open.
+      let handle: ConnectionHandle | undefined;
       let done = false;
-      const handle = handleConnection(socket, connDeps, () => {
+      handle = handleConnection(socket, connDeps, () => {
         done = true;
-        this.connections.delete(handle);
+        if (handle) this.connections.delete(handle);
       });
       if (!done) this.connections.add(handle);
     };

@@ -84,7 +84,6 @@ export class ListenersSync {
         this.log.warn({ err }, 'listeners sync failed; keeping the current map');
       }
     }, intervalMs);
-    this.timer.unref();
   }
 
   stop(): void {
