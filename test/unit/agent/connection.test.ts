@@ -1,0 +1,907 @@
+// SPDX-License-Identifier: MIT
+// handleConnection() on real loopback sockets, as the agent runs it: a test listener hands
+// each accepted socket over, `dial` connects to a test service, `certs` is a stub with a
+// throwaway certificate. Each test asserts what the client and the service actually see,
+// the events the connection reported, and that onDone and `closed` came exactly once.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+import { before, describe, test, type TestContext } from 'node:test';
+import tls from 'node:tls';
+import { parseClientHello } from '../../../src/agent/client-hello';
+import {
+  type ConnectionEvents,
+  type ConnectionHandle,
+  type ConnectionOptions,
+  handleConnection,
+} from '../../../src/agent/connection';
+import type { RelayResult } from '../../../src/agent/relay';
+import { TlsServiceCache } from '../../../src/agent/tls-services';
+import type { CertSource } from '../../../src/certs/cert-source';
+import { silentLogger } from '../../../src/log';
+
+const HOST = '127.0.0.1';
+const MiB = 1024 * 1024;
+/** A hung test fails on its own instead of stalling the file. */
+const LIMIT = { timeout: 15_000 };
+const OPTS: ConnectionOptions = { idleTimeoutMs: 5000, helloTimeoutMs: 500, probeTimeoutMs: 300 };
+
+interface Pem {
+  cert: string;
+  key: string;
+}
+/** The agent's certificate (what the stub CertSource serves) and a TLS service's own. */
+let agentPem: Pem;
+let servicePem: Pem;
+
+/** A throwaway self-signed ECDSA P-256 certificate. */
+function selfSigned(dir: string, name: string, cn: string, san: string): Pem {
+  const key = join(dir, `${name}.key`);
+  const cert = join(dir, `${name}.pem`);
+  execFileSync(
+    'openssl',
+    [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`,
+    ],
+    { stdio: 'pipe' },
+  );
+  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+}
+
+before(() => {
+  const dir = mkdtempSync(join(tmpdir(), 'jfe-connection-test-'));
+  try {
+    agentPem = selfSigned(dir, 'agent', 'test', 'DNS:test.example,IP:127.0.0.1');
+    servicePem = selfSigned(dir, 'service', 'upstream', 'DNS:upstream.example');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Small async plumbing
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An append-only list whose n-th item can be awaited before it exists. */
+class Sequence<T> {
+  readonly items: T[] = [];
+  private waiters: { n: number; resolve: (v: T) => void }[] = [];
+  push(item: T): void {
+    this.items.push(item);
+    const n = this.items.length - 1;
+    this.waiters = this.waiters.filter((w) => {
+      if (w.n !== n) return true;
+      w.resolve(item);
+      return false;
+    });
+  }
+  at(n: number): Promise<T> {
+    const have = this.items[n];
+    if (have !== undefined) return Promise.resolve(have);
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+}
+
+function sha(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Reads `s` to EOF and returns the bytes. */
+function readAll(s: net.Socket): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  s.on('data', (chunk: Buffer) => parts.push(chunk));
+  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(parts))));
+}
+
+/** Reads exactly n bytes from s. */
+async function readN(s: net.Socket, n: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let got = 0;
+  while (got < n) {
+    const [chunk] = (await once(s, 'data')) as [Buffer];
+    parts.push(chunk);
+    got += chunk.length;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * Resolves, once `s` has closed, with the code of the first error it saw (null if none).
+ * At EOF it probes with a zero-length write: libuv reports a RST that arrives behind
+ * unread bytes as EOF, and the probe surfaces the ECONNRESET a plain recv() would return.
+ */
+function errorCodeAtClose(s: net.Socket): Promise<string | null> {
+  let code: string | null = null;
+  const record = (err: NodeJS.ErrnoException): void => {
+    code ??= err.code ?? err.message;
+  };
+  s.on('error', record);
+  s.on('end', () => {
+    if (s.writableEnded || s.destroyed || s instanceof tls.TLSSocket) return;
+    s.write(Buffer.alloc(0), (err) => {
+      if (err) {
+        record(err);
+        s.destroy();
+      }
+    });
+  });
+  return new Promise((resolve) => s.once('close', () => resolve(code)));
+}
+
+/**
+ * How the peer ended `s`: the code of the first error (ECONNRESET for a reset), or 'EOF'
+ * for a clean FIN (confirmed by the same zero-length write). Destroys `s` either way,
+ * so a test that expects a reset fails at once on a FIN instead of hanging half-open.
+ */
+function howEnded(s: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    s.once('end', () => {
+      if (s.writableEnded || s.destroyed) {
+        resolve('EOF');
+        s.destroy();
+        return;
+      }
+      s.write(Buffer.alloc(0), (err) => {
+        resolve(err ? ((err as NodeJS.ErrnoException).code ?? err.message) : 'EOF');
+        s.destroy();
+      });
+    });
+    s.once('close', () => resolve('EOF'));
+    s.resume();
+  });
+}
+
+async function listen(server: net.Server): Promise<number> {
+  server.listen(0, HOST);
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}
+
+// ---------------------------------------------------------------------------------------
+// The service behind the agent
+
+/** One TCP connection the service accepted. */
+interface ServiceConn {
+  /** The socket the handler got: a TLSSocket for a TLS service. */
+  sock: net.Socket;
+  /** Every byte received on it (plaintext, after decryption for a TLS service). */
+  received: Buffer[];
+  /** Error code seen by the time it closed, or null. */
+  closed: Promise<string | null>;
+}
+
+interface Service {
+  port: number;
+  /** Every TCP connection accepted, in order: the count of upstream connections. */
+  accepted: Sequence<ServiceConn>;
+}
+
+type Handler = (sock: net.Socket) => void;
+
+/**
+ * A plaintext service. Like redis or an HTTP server, it answers a first read that starts
+ * like TLS with an error line (or, with `onTls: 'silence'`, not at all) and ignores the rest.
+ * Everything else goes to `inner`.
+ */
+function plaintext(inner: Handler, onTls: 'error' | 'silence' = 'error'): Handler {
+  return (sock) => {
+    let first = true;
+    const sniff = (chunk: Buffer): void => {
+      if (!first) return;
+      first = false;
+      if (chunk[0] === 0x16) {
+        if (onTls === 'error') sock.write('-ERR protocol error\r\n');
+        return;
+      }
+      sock.off('data', sniff);
+      // Hand the first read to the listeners the handler adds (only to those).
+      const before = sock.listeners('data');
+      inner(sock);
+      for (const l of sock.listeners('data')) if (!before.includes(l)) (l as (c: Buffer) => void).call(sock, chunk);
+    };
+    sock.on('data', sniff);
+  };
+}
+
+/** Answers every CRLF-terminated line L with "+L\r\n"; EOF is answered with EOF. */
+const echoLines: Handler = (sock) => {
+  let buf = '';
+  sock.on('data', (chunk: Buffer) => {
+    buf += chunk.toString('latin1');
+    let i: number;
+    while ((i = buf.indexOf('\r\n')) >= 0) {
+      sock.write(`+${buf.slice(0, i)}\r\n`);
+      buf = buf.slice(i + 2);
+    }
+  });
+  sock.on('end', () => sock.end());
+};
+
+/** Reads to EOF, then answers `answer(received)` and ends. */
+function answerAtEof(answer: (received: Buffer) => Buffer | string): Handler {
+  return (sock) => {
+    const parts: Buffer[] = [];
+    sock.on('data', (chunk: Buffer) => parts.push(chunk));
+    sock.on('end', () => sock.end(answer(Buffer.concat(parts))));
+  };
+}
+
+async function startService(t: TestContext, kind: 'plain' | 'tls', handler: Handler): Promise<Service> {
+  const accepted = new Sequence<ServiceConn>();
+  const sockets: net.Socket[] = [];
+  let server: net.Server;
+  const track = (raw: net.Socket, sock: net.Socket): ServiceConn => {
+    const conn: ServiceConn = { sock, received: [], closed: errorCodeAtClose(raw) };
+    sockets.push(raw);
+    return conn;
+  };
+  if (kind === 'plain') {
+    server = net.createServer({ allowHalfOpen: true }, (sock) => {
+      const conn = track(sock, sock);
+      sock.on('data', (chunk: Buffer) => conn.received.push(chunk));
+      accepted.push(conn);
+      handler(sock);
+    });
+  } else {
+    const conns = new Map<number | undefined, ServiceConn>(); // by client port
+    server = tls.createServer({ ...servicePem, allowHalfOpen: true }, (sock) => {
+      sock.on('error', () => undefined);
+      sockets.push(sock);
+      const conn = conns.get(sock.remotePort);
+      if (conn) {
+        conn.sock = sock;
+        sock.on('data', (chunk: Buffer) => conn.received.push(chunk));
+      }
+      handler(sock);
+    });
+    server.on('connection', (raw: net.Socket) => {
+      const conn = track(raw, raw);
+      conns.set(raw.remotePort, conn);
+      accepted.push(conn);
+    });
+    server.on('tlsClientError', () => undefined);
+  }
+  const port = await listen(server);
+  t.after(() => {
+    server.close();
+    for (const s of sockets) s.destroy();
+  });
+  return { port, accepted };
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent side: a listener that hands each accepted socket to handleConnection
+
+type Call = [name: keyof ConnectionEvents, ...args: unknown[]];
+
+/** One connection as handleConnection reported it. */
+interface Conn {
+  /** Every event call, in order (bytes included). */
+  calls: Call[];
+  doneCount: number;
+  done: Promise<void>;
+  /** 'data' events on the accepted socket (only with RigOptions.countReads). */
+  reads: number;
+  handle: ConnectionHandle | null;
+}
+
+interface RigOptions {
+  service?: Service;
+  /** Dial this port instead of the service's (a port nothing listens on). */
+  dialPort?: number;
+  opts?: Partial<ConnectionOptions>;
+  countReads?: boolean;
+}
+
+interface Rig {
+  /** The agent's listening port: what clients connect to, and the cache key's port. */
+  port: number;
+  cache: TlsServiceCache;
+  conns: Sequence<Conn>;
+  /** Every socket of the test on either side of the agent: destroyed at teardown. */
+  sockets: net.Socket[];
+}
+
+function recorder(conn: Conn): ConnectionEvents {
+  const rec =
+    (name: keyof ConnectionEvents) =>
+    (...args: unknown[]): void => {
+      conn.calls.push([name, ...args]);
+    };
+  return {
+    opened: rec('opened'),
+    bytes: rec('bytes'),
+    handshakeFailed: rec('handshakeFailed'),
+    upstreamFailed: rec('upstreamFailed'),
+    closed: rec('closed'),
+  };
+}
+
+const certs: CertSource = {
+  contextFor: () => Promise.resolve(tls.createSecureContext(agentPem)),
+};
+
+async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
+  const upstreamPort = o.dialPort ?? o.service?.port;
+  assert.ok(upstreamPort !== undefined);
+  const cache = new TlsServiceCache({ ttlMs: 60_000 });
+  const conns = new Sequence<Conn>();
+  const opts = { ...OPTS, ...o.opts };
+  const sockets: net.Socket[] = [];
+  const dial = (): net.Socket => {
+    const s = net.connect({ port: upstreamPort, host: HOST, allowHalfOpen: true });
+    sockets.push(s);
+    return s;
+  };
+  const agent = net.createServer({ allowHalfOpen: true }, (sock) => {
+    let markDone = (): void => undefined;
+    const conn: Conn = {
+      calls: [],
+      doneCount: 0,
+      done: new Promise((r) => (markDone = r)),
+      reads: 0,
+      handle: null,
+    };
+    sockets.push(sock);
+    if (o.countReads) sock.on('data', () => conn.reads++);
+    conns.push(conn);
+    const deps = { dial, certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts };
+    conn.handle = handleConnection(sock, deps, () => {
+      conn.doneCount++;
+      markDone();
+    });
+  });
+  const port = await listen(agent);
+  t.after(() => {
+    agent.close();
+    for (const c of conns.items) c.handle?.destroy();
+    for (const s of sockets) s.destroy();
+  });
+  return { port, cache, conns, sockets };
+}
+
+/**
+ * Waits for the connection's onDone, then a little longer for anything late, and checks
+ * that onDone and `closed` came exactly once. Returns the calls other than `bytes`.
+ */
+async function finished(conn: Conn): Promise<Call[]> {
+  await within(conn.done, 10_000, 'onDone');
+  await delay(50);
+  assert.equal(conn.doneCount, 1, 'onDone called exactly once');
+  assert.equal(conn.calls.filter((c) => c[0] === 'closed').length, 1, 'closed reported exactly once');
+  return conn.calls.filter((c) => c[0] !== 'bytes');
+}
+
+/** Every connection the rig accepted finished, each with one onDone and one `closed`. */
+async function allFinished(rig: Rig): Promise<void> {
+  for (const conn of rig.conns.items) await finished(conn);
+}
+
+/** The `bytes` events summed per direction. */
+function bytesCounted(conn: Conn): { in: number; out: number } {
+  const sum = { in: 0, out: 0 };
+  for (const [name, dir, n] of conn.calls) if (name === 'bytes') sum[dir as 'in' | 'out'] += n as number;
+  return sum;
+}
+
+/** A plain TCP client of the agent, with its error code at close. */
+function plainClient(rig: Rig): { sock: net.Socket; saw: Promise<string | null> } {
+  const sock = net.connect({ host: HOST, port: rig.port, allowHalfOpen: true });
+  rig.sockets.push(sock);
+  return { sock, saw: errorCodeAtClose(sock) };
+}
+
+/** A TCP client of the agent that expects to be cut off: how the agent ended it. */
+function rawClient(rig: Rig): { sock: net.Socket; ended: Promise<string> } {
+  const sock = net.connect({ host: HOST, port: rig.port, allowHalfOpen: true });
+  rig.sockets.push(sock);
+  return { sock, ended: howEnded(sock) };
+}
+
+interface TlsClient {
+  sock: tls.TLSSocket;
+  /** The client_random of its hello, from the keylog (hex). */
+  random: Promise<string>;
+}
+
+/** A TLS client of the agent; resolves after its handshake. */
+async function tlsClient(rig: Rig, o: tls.ConnectionOptions = {}): Promise<TlsClient> {
+  // allowHalfOpen reaches the TLSSocket at runtime, though @types/node leaves it out.
+  const sock = tls.connect({
+    host: HOST,
+    port: rig.port,
+    ca: agentPem.cert,
+    servername: 'test.example',
+    allowHalfOpen: true,
+    ...o,
+  } as tls.ConnectionOptions);
+  rig.sockets.push(sock);
+  sock.on('error', () => undefined);
+  const random = new Promise<string>((resolve) =>
+    sock.on('keylog', (line: Buffer) => resolve(line.toString('latin1').split(' ')[1] ?? '')),
+  );
+  await once(sock, 'secureConnect');
+  return { sock, random };
+}
+
+/** Every byte the service received on `conn`. */
+function bytesOf(conn: ServiceConn): Buffer {
+  return Buffer.concat(conn.received);
+}
+
+/** The ClientHello a Node TLS client for test.example sends (captured, never delivered). */
+function captureHello(): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    const wire = new Duplex({
+      write(chunk: Buffer, _enc, cb): void {
+        parts.push(Buffer.from(chunk));
+        const all = Buffer.concat(parts);
+        if (parseClientHello(all).kind === 'hello') {
+          resolve(all);
+          setImmediate(() => sock.destroy());
+        }
+        cb();
+      },
+      read(): void {},
+    });
+    const sock = tls.connect({ socket: wire, servername: 'test.example' });
+    sock.on('error', () => undefined);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe('handleConnection, plaintext', () => {
+  test('bytes reach the service byte-exact and the answer comes back; opened/closed plain with the counts', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock, saw } = plainClient(rig);
+    const request = 'PING hello\r\n';
+    sock.write(request);
+    assert.equal((await readN(sock, 13)).toString(), '+PING hello\r\n');
+    const up = await service.accepted.at(0);
+    assert.equal(bytesOf(up).toString(), request);
+    const atClient = readAll(sock);
+    sock.end();
+    assert.equal((await atClient).length, 0, 'nothing more after the answer');
+    assert.equal(await saw, null);
+    assert.equal(await up.closed, null);
+    const conn = await rig.conns.at(0);
+    assert.deepEqual(await finished(conn), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: 12, bytesOut: 13, reason: 'done' } satisfies RelayResult],
+    ]);
+    assert.deepEqual(bytesCounted(conn), { in: 12, out: 13 });
+    assert.equal(service.accepted.items.length, 1);
+  });
+
+  test('5 MB client→service arrive byte-exact (sha256); closed counts every byte', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', answerAtEof((got) => `${got.length} ${sha(got)}\n`));
+    const rig = await makeRig(t, { service });
+    const payload = randomBytes(5 * MiB);
+    payload[0] = 0x50; // not 0x16: this is plaintext whatever the random bytes say
+    const answer = `${payload.length} ${sha(payload)}\n`;
+    const { sock, saw } = plainClient(rig);
+    const atClient = readAll(sock);
+    sock.end(payload);
+    assert.equal((await atClient).toString(), answer);
+    assert.equal(await saw, null);
+    const up = await service.accepted.at(0);
+    assert.equal(sha(bytesOf(up)), sha(payload));
+    const conn = await rig.conns.at(0);
+    assert.deepEqual(await finished(conn), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: payload.length, bytesOut: answer.length, reason: 'done' }],
+    ]);
+    assert.deepEqual(bytesCounted(conn), { in: payload.length, out: answer.length });
+  });
+
+  test('a service that speaks first: its banner reaches a silent client at once, no sniff wait', LIMIT, async (t) => {
+    const banner = '220 smtp.test ESMTP ready\r\n';
+    const service = await startService(t, 'plain', (sock) => {
+      sock.write(banner);
+      sock.on('data', (chunk: Buffer) => {
+        if (chunk.toString() === 'QUIT\r\n') sock.end('221 bye\r\n');
+      });
+    });
+    // A hello timeout far longer than the bound below: any wait for the client would show.
+    const rig = await makeRig(t, { service, opts: { helloTimeoutMs: 5000 } });
+    const { sock, saw } = plainClient(rig);
+    await once(sock, 'connect');
+    const t0 = Date.now();
+    const got = await readN(sock, banner.length);
+    const elapsed = Date.now() - t0;
+    assert.equal(got.toString(), banner);
+    assert.ok(elapsed < 400, `banner took ${elapsed} ms`);
+    const rest = readAll(sock);
+    sock.write('QUIT\r\n');
+    assert.equal((await rest).toString(), '221 bye\r\n');
+    sock.end();
+    assert.equal(await saw, null);
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: 6, bytesOut: banner.length + 9, reason: 'done' }],
+    ]);
+  });
+
+  test('a client that half-closes before its first byte: the service sees EOF, its answer still arrives', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', answerAtEof((got) => `got ${got.length}\r\n`));
+    const rig = await makeRig(t, { service });
+    const { sock, saw } = plainClient(rig);
+    const got = readAll(sock);
+    sock.end();
+    assert.equal((await got).toString(), 'got 0\r\n');
+    assert.equal(await saw, null);
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls[0], ['opened', 'plain', rig.port]);
+    assert.deepEqual(calls[1]?.slice(0, 2), ['closed', 'plain']);
+    assert.equal(calls.length, 2);
+  });
+
+  test('a service that half-closes before its first byte: the client sees EOF and can still send', LIMIT, async (t) => {
+    let seen: Buffer | null = null;
+    const service = await startService(t, 'plain', (sock) => {
+      sock.end();
+      void readAll(sock).then((b) => (seen = b));
+    });
+    const rig = await makeRig(t, { service });
+    const { sock, saw } = plainClient(rig);
+    assert.equal((await readAll(sock)).length, 0);
+    const upload = randomBytes(256 * 1024);
+    upload[0] = 0x50; // plaintext whatever the random bytes say
+    sock.end(upload);
+    assert.equal(await saw, null);
+    const calls = await finished(await rig.conns.at(0));
+    assert.ok(seen !== null && sha(seen) === sha(upload), 'the service got the upload whole');
+    assert.deepEqual(calls[0], ['opened', 'plain', rig.port]);
+    assert.deepEqual(calls[1]?.slice(0, 2), ['closed', 'plain']);
+  });
+});
+
+describe('handleConnection, TLS', () => {
+  for (const onTls of ['error', 'silence'] as const) {
+    test(`TLS client, plaintext service (answers a hello with ${onTls}): terminated here, probed once, then cached`, LIMIT, async (t) => {
+      const service = await startService(t, 'plain', plaintext(echoLines, onTls));
+      const rig = await makeRig(t, { service });
+
+      const c1 = await tlsClient(rig);
+      assert.equal(c1.sock.getPeerX509Certificate()?.fingerprint256, new X509Certificate(agentPem.cert).fingerprint256);
+      c1.sock.write('PING\r\n');
+      assert.equal((await readN(c1.sock, 7)).toString(), '+PING\r\n');
+      // Two upstream connections: the probe, which got this client's own hello, once and
+      // whole; then the one the terminated session uses, which got plaintext only.
+      assert.equal(service.accepted.items.length, 2);
+      const [probe, session] = service.accepted.items as [ServiceConn, ServiceConn];
+      const hello = bytesOf(probe);
+      const parsed = parseClientHello(hello);
+      assert.equal(parsed.kind, 'hello');
+      assert.ok(parsed.kind === 'hello');
+      assert.equal(parsed.hello.recordsLength, hello.length, 'one hello, nothing else');
+      assert.equal(parsed.hello.sni, 'test.example');
+      // Record header (5) + handshake header (4) + legacy_version (2), then the random.
+      assert.equal(hello.subarray(11, 43).toString('hex'), await c1.random, "the client's own hello");
+      assert.equal(bytesOf(session).toString(), 'PING\r\n');
+      assert.equal(rig.cache.get(HOST, rig.port), 'plain');
+
+      // Second connection: no probe, one more upstream connection only.
+      const c2 = await tlsClient(rig);
+      c2.sock.write('PONG\r\n');
+      assert.equal((await readN(c2.sock, 7)).toString(), '+PONG\r\n');
+      assert.equal(service.accepted.items.length, 3);
+      assert.equal(bytesOf(service.accepted.items[2] as ServiceConn).toString(), 'PONG\r\n');
+
+      for (const c of [c1, c2]) {
+        const ended = readAll(c.sock);
+        c.sock.end();
+        assert.equal((await ended).length, 0);
+      }
+      for (const i of [0, 1]) {
+        assert.deepEqual(await finished(await rig.conns.at(i)), [
+          ['opened', 'tls', rig.port],
+          ['closed', 'tls', { bytesIn: 6, bytesOut: 7, reason: 'done' }],
+        ]);
+      }
+      assert.equal(await session.closed, null);
+    });
+  }
+
+  test('TLS client, TLS service: passed through untouched (the service\'s certificate), cached as tls', LIMIT, async (t) => {
+    const service = await startService(t, 'tls', echoLines);
+    const rig = await makeRig(t, { service });
+    const serviceFingerprint = new X509Certificate(servicePem.cert).fingerprint256;
+    assert.notEqual(serviceFingerprint, new X509Certificate(agentPem.cert).fingerprint256);
+    const clientOpts = { ca: servicePem.cert, servername: 'upstream.example' };
+
+    const c1 = await tlsClient(rig, clientOpts);
+    assert.equal(c1.sock.getPeerX509Certificate()?.fingerprint256, serviceFingerprint);
+    c1.sock.write('PING\r\n');
+    assert.equal((await readN(c1.sock, 7)).toString(), '+PING\r\n');
+    assert.equal(rig.cache.get(HOST, rig.port), 'tls');
+    assert.equal(service.accepted.items.length, 1, 'the probe connection is the session');
+    assert.equal(bytesOf(service.accepted.items[0] as ServiceConn).toString(), 'PING\r\n');
+
+    // Second connection: straight through from the cache, still one upstream connection.
+    const c2 = await tlsClient(rig, clientOpts);
+    assert.equal(c2.sock.getPeerX509Certificate()?.fingerprint256, serviceFingerprint);
+    c2.sock.write('PONG\r\n');
+    assert.equal((await readN(c2.sock, 7)).toString(), '+PONG\r\n');
+    assert.equal(service.accepted.items.length, 2);
+
+    for (const c of [c1, c2]) {
+      const ended = readAll(c.sock);
+      c.sock.end();
+      assert.equal((await ended).length, 0);
+    }
+    for (const i of [0, 1]) {
+      const calls = await finished(await rig.conns.at(i));
+      assert.deepEqual(calls[0], ['opened', 'passthrough', rig.port]);
+      assert.equal(calls.length, 2);
+      const [name, kind, result] = calls[1] as [string, string, RelayResult];
+      assert.deepEqual([name, kind, result.reason], ['closed', 'passthrough', 'done']);
+      assert.ok(result.bytesIn > 6 && result.bytesOut > 7, 'TLS records, not plaintext, were counted');
+    }
+  });
+
+  test('ALPN: h2 is never offered to a plaintext service; http/1.1 is', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const both = await tlsClient(rig, { ALPNProtocols: ['h2', 'http/1.1'] });
+    assert.equal(both.sock.alpnProtocol, 'http/1.1');
+    const h2only = await tlsClient(rig, { ALPNProtocols: ['h2'] });
+    assert.equal(h2only.sock.alpnProtocol, false);
+    for (const c of [both, h2only]) {
+      c.sock.write('PING\r\n');
+      assert.equal((await readN(c.sock, 7)).toString(), '+PING\r\n');
+      c.sock.end();
+    }
+    for (const i of [0, 1]) {
+      const calls = await finished(await rig.conns.at(i));
+      assert.deepEqual(calls[0], ['opened', 'tls', rig.port]);
+    }
+  });
+
+  test('a ClientHello that arrives one byte at a time is still recognised and terminated', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    // The hello takes a few hundred ms to trickle in; the timeout is not under test here.
+    const rig = await makeRig(t, { service, countReads: true, opts: { helloTimeoutMs: 5000 } });
+    const tcp = net.connect({ host: HOST, port: rig.port, allowHalfOpen: true });
+    tcp.setNoDelay(true);
+    tcp.on('error', () => undefined);
+    t.after(() => tcp.destroy());
+    // Until the agent first answers, every byte the TLS client writes goes out on its own.
+    let trickle = true;
+    let pieces = 0;
+    const wire = new Duplex({
+      allowHalfOpen: true,
+      write(chunk: Buffer, _enc, cb): void {
+        if (!trickle) {
+          tcp.write(chunk, cb);
+          return;
+        }
+        void (async () => {
+          for (let i = 0; i < chunk.length; i++) {
+            tcp.write(chunk.subarray(i, i + 1));
+            pieces++;
+            await delay(1);
+          }
+        })().then(() => cb(), cb);
+      },
+      read(): void {
+        tcp.resume();
+      },
+      final(cb): void {
+        tcp.end();
+        cb();
+      },
+    });
+    tcp.on('data', (chunk: Buffer) => {
+      trickle = false;
+      if (!wire.push(chunk)) tcp.pause();
+    });
+    tcp.on('end', () => wire.push(null));
+    const sock = tls.connect({ socket: wire, ca: agentPem.cert, servername: 'test.example' });
+    sock.on('error', () => undefined);
+    await once(sock, 'secureConnect');
+    const conn = await rig.conns.at(0);
+    assert.ok(pieces > 100, `hello written in ${pieces} pieces`);
+    assert.ok(conn.reads > 100, `agent read the hello in ${conn.reads} reads`);
+    sock.write('PING\r\n');
+    assert.equal((await readN(sock, 7)).toString(), '+PING\r\n');
+    const probe = bytesOf(service.accepted.items[0] as ServiceConn);
+    const parsed = parseClientHello(probe);
+    assert.ok(parsed.kind === 'hello' && parsed.hello.recordsLength === probe.length, 'the probe got the whole hello');
+    sock.end();
+    const calls = await finished(conn);
+    assert.deepEqual(calls, [
+      ['opened', 'tls', rig.port],
+      ['closed', 'tls', { bytesIn: 6, bytesOut: 7, reason: 'done' }],
+    ]);
+  });
+
+  test('half-close through termination: the client ends after its request and still gets a 1 MB answer', LIMIT, async (t) => {
+    const response = randomBytes(MiB);
+    const request = 'GET /big HTTP/1.0\r\n\r\n';
+    let seen = '';
+    const service = await startService(
+      t,
+      'plain',
+      plaintext(
+        answerAtEof((got) => {
+          seen = got.toString();
+          return response;
+        }),
+      ),
+    );
+    const rig = await makeRig(t, { service });
+    const c = await tlsClient(rig);
+    const got = readAll(c.sock);
+    c.sock.end(request);
+    const body = await got;
+    assert.equal(body.length, response.length);
+    assert.equal(sha(body), sha(response));
+    assert.equal(seen, request, 'the service saw the request, then EOF');
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['opened', 'tls', rig.port],
+      ['closed', 'tls', { bytesIn: request.length, bytesOut: response.length, reason: 'done' }],
+    ]);
+  });
+});
+
+describe('handleConnection, failures', () => {
+  const invalid: [string, number[]][] = [
+    // A record that carries a server_hello (type 2), not a client_hello.
+    ['a handshake that is not a client_hello', [0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00]],
+    ['a record length beyond 2^14 + 256', [0x16, 0x03, 0x01, 0xff, 0xff, 0x01]],
+    ['a 16 MB client_hello', [0x16, 0x03, 0x01, 0x00, 0x10, 0x01, 0xff, 0xff, 0xff]],
+  ];
+  for (const [what, bytes] of invalid) {
+    test(`invalid hello (${what}): client reset at once, nothing reaches the service`, LIMIT, async (t) => {
+      const service = await startService(t, 'plain', echoLines);
+      const rig = await makeRig(t, { service });
+      const { sock, ended } = rawClient(rig);
+      await once(sock, 'connect');
+      const t0 = Date.now();
+      sock.write(Buffer.from(bytes));
+      assert.equal(await ended, 'ECONNRESET');
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed < 400, `closed after ${elapsed} ms`);
+      assert.deepEqual(await finished(await rig.conns.at(0)), [
+        ['handshakeFailed', 'hello-invalid'],
+        ['closed', 'none', null],
+      ]);
+      // The upstream connection made at accept is torn down without a byte.
+      const up = await within(service.accepted.at(0), 2000, 'upstream accepted');
+      await within(up.closed, 2000, 'upstream closed');
+      assert.equal(bytesOf(up).length, 0);
+      assert.equal(service.accepted.items.length, 1);
+    });
+  }
+
+  test('a stalled partial hello (0x16 only): closed after helloTimeoutMs, hello-timeout', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', echoLines);
+    const rig = await makeRig(t, { service });
+    const { sock, ended } = rawClient(rig);
+    await once(sock, 'connect');
+    const t0 = Date.now();
+    sock.write(Buffer.from([0x16]));
+    assert.equal(await ended, 'ECONNRESET');
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= OPTS.helloTimeoutMs - 20 && elapsed < OPTS.helloTimeoutMs + 400, `closed after ${elapsed} ms`);
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['handshakeFailed', 'hello-timeout'],
+      ['closed', 'none', null],
+    ]);
+    const up = await service.accepted.at(0);
+    await within(up.closed, 2000, 'upstream closed');
+    assert.equal(bytesOf(up).length, 0);
+  });
+
+  test('a broken handshake (garbage after the hello): handshake-error, the upstream torn down unused', LIMIT, async (t) => {
+    const hello = await captureHello();
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock, ended } = rawClient(rig);
+    sock.write(hello);
+    const [first] = (await once(sock, 'data')) as [Buffer];
+    assert.equal(first[0], 0x16, 'the agent answered with TLS');
+    // A plaintext handshake record where the client's (encrypted) Finished belongs.
+    sock.write(Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0x00, 0x20]), randomBytes(0x20)]));
+    await ended;
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['handshakeFailed', 'handshake-error'],
+      ['closed', 'none', null],
+    ]);
+    // The probe and the connection made for the session; the latter never got a byte.
+    assert.equal(service.accepted.items.length, 2);
+    const session = service.accepted.items[1] as ServiceConn;
+    await within(session.closed, 2000, 'upstream closed');
+    assert.equal(bytesOf(session).length, 0);
+  });
+
+  for (const when of ['right behind the hello', 'after the server\'s first flight'] as const) {
+    test(`a client that sends FIN mid-handshake (${when}) is closed at once, not at the hello timeout`, LIMIT, async (t) => {
+      const hello = await captureHello();
+      const service = await startService(t, 'plain', plaintext(echoLines));
+      const rig = await makeRig(t, { service, opts: { helloTimeoutMs: 3000 } });
+      const { sock, ended } = rawClient(rig);
+      await once(sock, 'connect');
+      const t0 = Date.now();
+      if (when === 'right behind the hello') {
+        sock.end(hello);
+      } else {
+        sock.write(hello);
+        const [first] = (await once(sock, 'data')) as [Buffer];
+        assert.equal(first[0], 0x16, 'the agent answered with TLS');
+        sock.end();
+      }
+      await ended;
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed < 1000, `closed after ${elapsed} ms`);
+      const calls = await finished(await rig.conns.at(0));
+      assert.deepEqual(calls, [['closed', 'none', null]]);
+      assert.equal(bytesOf(service.accepted.items[1] as ServiceConn).length, 0, 'no byte reached the service');
+    });
+  }
+
+  test('upstream refused: the client gets a reset, not a clean close; upstreamFailed refused', LIMIT, async (t) => {
+    const probe = net.createServer();
+    const deadPort = await listen(probe);
+    await new Promise((r) => probe.close(r));
+    const rig = await makeRig(t, { dialPort: deadPort });
+    const { sock, ended } = rawClient(rig);
+    assert.equal(await ended, 'ECONNRESET');
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['upstreamFailed', 'refused'],
+      ['closed', 'none', null],
+    ]);
+    assert.ok(sock.destroyed);
+  });
+
+  test('every connection of a busy rig finishes once: plain, TLS and failed side by side', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const work: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { sock, saw } = plainClient(rig);
+      sock.end(`P${i}\r\n`);
+      work.push(readAll(sock), saw);
+      work.push(
+        tlsClient(rig).then(async (c) => {
+          const got = readAll(c.sock);
+          c.sock.end(`T${i}\r\n`);
+          assert.equal((await got).toString(), `+T${i}\r\n`);
+        }),
+      );
+      const bad = rawClient(rig);
+      bad.sock.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00]));
+      work.push(bad.ended.then((how) => assert.equal(how, 'ECONNRESET')));
+    }
+    await Promise.all(work);
+    assert.equal(rig.conns.items.length, 15);
+    await allFinished(rig);
+    const kinds = rig.conns.items.map((c) => c.calls.find((x) => x[0] === 'closed')?.[1]).sort();
+    assert.deepEqual(kinds, [...Array(5).fill('none'), ...Array(5).fill('plain'), ...Array(5).fill('tls')]);
+  });
+});
