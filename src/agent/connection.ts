@@ -407,6 +407,9 @@ class Sniffer implements ConnectionHandle {
     secure.once('secure', () => {
       handshaken = true;
       clearTimeout(deadline);
+      // What tls.Server does at 'secure': without it, a TLSSocket made by hand
+      // keeps later TLS errors to itself and the connection lingers until idle.
+      (secure as unknown as { _releaseControl?: () => void })._releaseControl?.();
       // A service that answers our plaintext with a TLS alert terminates TLS
       // itself after all (it changed, or a probe timed out): pass through next time.
       upstream.once('data', (chunk: Buffer) => {

@@ -840,6 +840,31 @@ describe('handleConnection, failures', () => {
     assert.equal(bytesOf(session).length, 0);
   });
 
+  test('a corrupt record after the handshake: both sides closed at once, closed tls client-error', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    // The first client pays for the probe, so the second is terminated without one.
+    (await tlsClient(rig)).sock.destroy();
+    const raw = net.connect({ host: HOST, port: rig.port });
+    rig.sockets.push(raw);
+    const ended = howEnded(raw);
+    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+    c.on('error', () => undefined);
+    await once(c, 'secureConnect');
+    c.write('PING\r\n');
+    assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
+    const t0 = Date.now();
+    // Application data that no key decrypts: the agent's TLS layer must fail the connection.
+    raw.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(0x40)]));
+    await within(ended, 2000, 'client cut off');
+    const session = service.accepted.items.at(-1) as ServiceConn;
+    await within(session.closed, 2000, 'upstream closed');
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed < 1000, `closed after ${elapsed} ms, not at the idle timeout`);
+    const calls = await finished(await rig.conns.at(1));
+    assert.deepEqual(calls.at(-1), ['closed', 'tls', { bytesIn: 6, bytesOut: 7, reason: 'client-error' }]);
+  });
+
   for (const when of ['right behind the hello', 'after the server\'s first flight'] as const) {
     test(`a client that sends FIN mid-handshake (${when}) is closed at once, not at the hello timeout`, LIMIT, async (t) => {
       const hello = await captureHello();
