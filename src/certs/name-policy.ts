@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+// The contract for deciding whether a name from SNI (attacker input) may be
+// sent to an ACME CA. Refusals cost the CA nothing and are counted.
+import type { PolicyRefusal } from './cert-events';
+
+export type PolicyVerdict = { ok: true } | { ok: false; reason: PolicyRefusal };
+
+export interface NamePolicy {
+  /**
+   * May `name` (normalised: lower case, no trailing dot) be ordered from an
+   * ACME CA for a client that dialled `dialledAddress`? Never rejects.
+   */
+  check(name: string, dialledAddress: string): Promise<PolicyVerdict>;
+  /** Records that an order for `name` was placed (for rate limits). */
+  recordOrder(name: string): void;
+}
