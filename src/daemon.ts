@@ -8,6 +8,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import os from 'node:os';
 import { Agent, type AgentEvents } from './agent/agent';
 import { NO_EVENTS } from './agent/connection';
+import { ALL_DIALOGUES } from './agent/upgrades';
+import { parseUpgradePorts } from './agent/upgrades/registry';
 import { ListenersSync } from './bpf/listeners-sync';
 import { requireSteeringCaps } from './bpf/privileges';
 import { attach, openSteering, type SteeringOptions } from './bpf/steering';
@@ -22,6 +24,7 @@ export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
   'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
   'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'listenersInterval', 'logLevel', 'verbose',
+  'upgrades', 'upgradeTimeout',
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
 
@@ -58,6 +61,7 @@ export function runDaemon(s: RunSettings, log: Logger): Promise<number> {
 async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   requireSteeringCaps();
   const ports = resolvePortSet(s.ports, s.excludePorts);
+  parseUpgradePorts(s.upgrades, ALL_DIALOGUES); // a bad spec fails here, before anything is touched
   const attached = attach({ ...steeringOptions(s), ports }, log);
   log.info({ state: attached.state, ports: attached.ports, linkId: attached.linkId }, 'steering ready');
   const maps = openSteering({ pinDir: s.pinDir });
@@ -149,6 +153,8 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
       helloTimeoutMs: s.helloTimeout,
       probeTimeoutMs: s.probeTimeout,
       tlsProbeTtlMs: s.tlsProbeTtl,
+      upgradeTimeoutMs: s.upgradeTimeout,
+      upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
     { steering: maps, certs: manager, events: loggingEvents(log), log },
   );

@@ -8,6 +8,9 @@ import type { Logger } from '../log';
 import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, handleConnection } from './connection';
 import { type AgentListener, openListener } from './listener';
 import { TlsServiceCache } from './tls-services';
+import { ALL_DIALOGUES } from './upgrades';
+import { UpgradeRegistry } from './upgrades/registry';
+import type { DialogueFactory } from './upgrades/upgrade';
 import { type BypassHandle, type Family, type UpstreamSource, createDialer } from './upstream';
 
 /** The steering the agent needs: its slot in the sockmap and the bypass map. */
@@ -26,6 +29,8 @@ export interface AgentOptions extends ConnectionOptions {
   mark: number;
   /** How long a verdict on whether a destination speaks TLS itself holds. */
   tlsProbeTtlMs: number;
+  /** Ports with an in-band upgrade dialogue (parseUpgradePorts). */
+  upgradePorts: ReadonlyMap<number, DialogueFactory>;
 }
 
 export interface AgentEvents extends ConnectionEvents {
@@ -77,6 +82,7 @@ export class Agent {
       dial: this.dialer.dial,
       certs: deps.certs,
       tlsServices: new TlsServiceCache({ ttlMs: opts.tlsProbeTtlMs }),
+      upgrades: new UpgradeRegistry(opts.upgradePorts, ALL_DIALOGUES),
       events: deps.events,
       log,
       opts,

@@ -9,17 +9,28 @@ import type { Logger } from '../log';
 import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
 import { type RelayResult, relay } from './relay';
 import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
+import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
+import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
 import type { Dial, Endpoint } from './upstream';
 
-export type ConnectionKind = 'tls' | 'plain' | 'passthrough';
+/** tls: terminated here; passthrough: TLS of the service's own; upgrade: terminated after an in-band request. */
+export type ConnectionKind = 'tls' | 'plain' | 'passthrough' | 'upgrade';
 
 /** Closed sets: these become metric labels. */
-export type HandshakeFailure = 'hello-invalid' | 'hello-timeout' | 'handshake-timeout' | 'handshake-error' | 'no-certificate';
+export type HandshakeFailure =
+  | 'hello-invalid'
+  | 'hello-timeout'
+  | 'handshake-timeout'
+  | 'handshake-error'
+  | 'no-certificate'
+  | 'upgrade-invalid'
+  | 'upgrade-timeout';
 export type UpstreamFailure = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'source-port' | 'other';
 
 /** What the connection reports; metrics/ implements it. Every hook must be cheap. */
 export interface ConnectionEvents {
-  opened(kind: ConnectionKind, port: number): void;
+  /** protocol: set for kind 'upgrade' only. */
+  opened(kind: ConnectionKind, port: number, protocol?: UpgradeProtocol): void;
   bytes(direction: 'in' | 'out', n: number): void;
   handshakeFailed(reason: HandshakeFailure): void;
   upstreamFailed(reason: UpstreamFailure): void;
@@ -42,12 +53,26 @@ export interface ConnectionOptions {
   maxHelloBytes?: number;
   /** How long a service may take to answer a ClientHello before it is taken for plaintext. */
   probeTimeoutMs: number;
+  /** Bounds an in-band upgrade dialogue, from the first byte to the client's request for TLS. */
+  upgradeTimeoutMs?: number;
 }
+
+const DEFAULT_UPGRADE_TIMEOUT_MS = 30_000;
+/** Plaintext a SessionTransform may see before it must be done. */
+const MAX_TRANSFORM_BYTES = 64 * 1024;
+/**
+ * ALPN protocols offered to a client when TLS is terminated here: only those
+ * whose plaintext form the service speaks unchanged (never h2 to an HTTP/1.1
+ * service). PostgreSQL 17's direct TLS requires "postgresql".
+ */
+const PLAINTEXT_SAFE_ALPN = ['http/1.1', 'postgresql'];
 
 export interface ConnectionDeps {
   dial: Dial;
   certs: CertSource;
   tlsServices: TlsServiceCache;
+  /** In-band upgrades (PostgreSQL SSLRequest, STARTTLS, …); none when absent. */
+  upgrades?: UpgradeRegistry;
   events: ConnectionEvents;
   log: Logger;
   opts: ConnectionOptions;
@@ -124,6 +149,11 @@ export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDon
 class Sniffer implements ConnectionHandle {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** What a server that speaks first sent while an upgrade opening is still undecided. */
+  private upChunks: Buffer[] = [];
+  private upBuffered = 0;
+  private upTimer: NodeJS.Timeout | undefined;
+  private readonly upgrades: UpgradeRegistry;
   private decided = false;
   private ended = false;
   private helloTimer: NodeJS.Timeout | undefined;
@@ -140,6 +170,7 @@ class Sniffer implements ConnectionHandle {
     private readonly onDone: () => void,
   ) {
     this.maxHelloBytes = deps.opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
+    this.upgrades = deps.upgrades ?? NO_UPGRADES;
     this.outer = client;
   }
 
@@ -173,6 +204,7 @@ class Sniffer implements ConnectionHandle {
   private finish(): Buffer {
     this.decided = true;
     if (this.helloTimer) clearTimeout(this.helloTimer);
+    if (this.upTimer) clearTimeout(this.upTimer);
     const { client, upstream } = this;
     client.pause();
     upstream.pause();
@@ -190,6 +222,14 @@ class Sniffer implements ConnectionHandle {
     return data;
   }
 
+  /** The server's bytes read while sniffing (empty when it has not spoken). */
+  private takeUpstream(): Buffer {
+    const data = this.upChunks.length === 1 ? (this.upChunks[0] as Buffer) : Buffer.concat(this.upChunks, this.upBuffered);
+    this.upChunks = [];
+    this.upBuffered = 0;
+    return data;
+  }
+
   private fail(): void {
     this.finish();
     reset(this.client);
@@ -200,15 +240,30 @@ class Sniffer implements ConnectionHandle {
   private readonly onClientData = (chunk: Buffer): void => {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    if (this.upBuffered > 0) {
+      // The server already spoke: whatever the client says, this is its protocol's business.
+      const clientBytes = this.finish();
+      this.plain(clientBytes, this.takeUpstream());
+      return;
+    }
     const all = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.buffered);
     const r = parseClientHello(all, this.maxHelloBytes);
     switch (r.kind) {
       case 'need-more':
         this.helloTimer ??= setTimeout(this.onHelloTimeout, this.deps.opts.helloTimeoutMs);
         return;
-      case 'not-tls':
-        this.plain(this.finish(), null);
+      case 'not-tls': {
+        const m = this.upgrades.match('client', this.dst.port, all);
+        if (m === 'need-more') {
+          // An undecided upgrade opening that stalls is plaintext, not an error.
+          this.helloTimer ??= setTimeout(() => this.plain(this.finish(), null), this.deps.opts.helloTimeoutMs);
+          return;
+        }
+        const data = this.finish();
+        if (m === null) this.plain(data, null);
+        else void this.upgrade(m, data);
         return;
+      }
       case 'invalid':
         if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ reason: r.reason, port: this.dst.port }, 'invalid client hello');
         this.deps.events.handshakeFailed('hello-invalid');
@@ -229,10 +284,27 @@ class Sniffer implements ConnectionHandle {
     this.fail();
   };
 
-  /** The service spoke first (SMTP, SSH, MySQL, …): plaintext. */
+  /** The service spoke first (SMTP, SSH, MySQL, …): plaintext, or an upgrade dialogue. */
   private readonly onUpstreamData = (chunk: Buffer): void => {
+    this.upChunks.push(chunk);
+    this.upBuffered += chunk.length;
+    const all = this.upChunks.length === 1 ? chunk : Buffer.concat(this.upChunks, this.upBuffered);
+    const m = this.upgrades.match('server', this.dst.port, all);
+    if (m === 'need-more') {
+      this.upTimer ??= setTimeout(() => {
+        const clientBytes = this.finish();
+        this.plain(clientBytes, this.takeUpstream());
+      }, this.deps.opts.helloTimeoutMs);
+      return;
+    }
     const clientBytes = this.finish();
-    this.plain(clientBytes, chunk);
+    const upstreamBytes = this.takeUpstream();
+    if (m === null) {
+      this.plain(clientBytes, upstreamBytes);
+      return;
+    }
+    if (clientBytes.length > 0) this.client.unshift(clientBytes);
+    void this.upgrade(m, upstreamBytes);
   };
 
   /** A side closed before anyone decided: plaintext, with that direction already ended. */
@@ -247,6 +319,8 @@ class Sniffer implements ConnectionHandle {
     const data = this.finish();
     const { client, upstream } = this;
     if (data.length > 0) upstream.write(data);
+    const said = this.takeUpstream();
+    if (said.length > 0) client.write(said);
     client.end();
     this.pipeRest(client, upstream);
   };
@@ -349,7 +423,146 @@ class Sniffer implements ConnectionHandle {
     });
   }
 
-  private async terminate(hello: Buffer, parsed: ClientHello): Promise<void> {
+  /**
+   * Runs an upgrade dialogue, then does what it decided: terminate TLS after
+   * the client's in-band request, step aside, or close cleanly.
+   */
+  private async upgrade(factory: DialogueFactory, first: Buffer): Promise<void> {
+    const { client, upstream, deps } = this;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), deps.opts.upgradeTimeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS);
+    const outcome = await factory.create().run(client, upstream, first, abort.signal);
+    clearTimeout(timer);
+    if (this.ended) return;
+    if (outcome.kind === 'failed') {
+      if (deps.log.isLevelEnabled('debug')) deps.log.debug({ protocol: factory.protocol, reason: outcome.reason, port: this.dst.port }, 'upgrade failed');
+      deps.events.handshakeFailed(abort.signal.aborted ? 'upgrade-timeout' : 'upgrade-invalid');
+      this.closeCleanly();
+      return;
+    }
+    if (client.destroyed || upstream.destroyed) {
+      this.destroy();
+      this.end('none', null);
+      return;
+    }
+    if (outcome.clientRest.length > 0) client.unshift(outcome.clientRest);
+    if (outcome.kind === 'passthrough') {
+      if (outcome.upstreamRest.length > 0) upstream.unshift(outcome.upstreamRest);
+      this.startRelay('plain', client, upstream);
+      return;
+    }
+    const hello = await this.readHello();
+    if (hello === null) return;
+    await this.terminate(hello.bytes, hello.parsed, { protocol: factory.protocol, upstreamRest: outcome.upstreamRest, transform: outcome.transform });
+  }
+
+  /** After an upgrade: the ClientHello that must follow, bounded like any other. Null: handled and closed. */
+  private readHello(): Promise<{ bytes: Buffer; parsed: ClientHello } | null> {
+    const { client, deps } = this;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      const settle = (r: { bytes: Buffer; parsed: ClientHello } | null, failure: HandshakeFailure | null): void => {
+        clearTimeout(timer);
+        client.off('data', onData);
+        client.off('end', onGone);
+        client.off('close', onGone);
+        client.pause();
+        if (r === null) {
+          if (failure) deps.events.handshakeFailed(failure);
+          this.destroy();
+          this.end('none', null);
+        }
+        resolve(r);
+      };
+      const onData = (chunk: Buffer): void => {
+        chunks.push(chunk);
+        n += chunk.length;
+        const all = Buffer.concat(chunks, n);
+        const r = parseClientHello(all, this.maxHelloBytes);
+        if (r.kind === 'need-more') return;
+        if (r.kind === 'hello') settle({ bytes: all, parsed: r.hello }, null);
+        else settle(null, 'hello-invalid');
+      };
+      const onGone = (): void => settle(null, null);
+      const timer = setTimeout(() => settle(null, 'hello-timeout'), deps.opts.helloTimeoutMs);
+      client.on('data', onData);
+      client.once('end', onGone);
+      client.once('close', onGone);
+      client.resume();
+    });
+  }
+
+  /** A failed upgrade: FIN both ways (as a server would close), reset whatever lingers. */
+  private closeCleanly(): void {
+    const { client, upstream } = this;
+    let open = 2;
+    const gone = (): void => {
+      if (--open > 0) return;
+      clearTimeout(timer);
+      this.end('none', null);
+    };
+    const timer = setTimeout(() => this.destroy(), 2000);
+    for (const s of [client, upstream]) {
+      s.on('error', ignore);
+      if (s.closed) gone();
+      else s.once('close', gone);
+      s.end();
+      s.resume();
+    }
+  }
+
+  /**
+   * Passes the client's first plaintext after the handshake through the
+   * dialogue's transform on its way upstream. False: it failed and all is closed.
+   */
+  private transformFirst(secure: tls.TLSSocket, upstream: net.Socket, transform: SessionTransform): Promise<boolean> {
+    const { deps } = this;
+    return new Promise((resolve) => {
+      let seen = 0;
+      const settle = (ok: boolean): void => {
+        clearTimeout(timer);
+        secure.off('data', onData);
+        secure.off('end', onGone);
+        secure.off('close', onGone);
+        secure.pause();
+        if (!ok) {
+          this.destroy();
+          this.end('none', null);
+        }
+        resolve(ok);
+      };
+      const onData = (chunk: Buffer): void => {
+        seen += chunk.length;
+        let r: { forward: Buffer; done: boolean };
+        try {
+          r = transform.clientData(chunk);
+        } catch {
+          deps.events.handshakeFailed('upgrade-invalid');
+          settle(false);
+          return;
+        }
+        if (r.forward.length > 0) upstream.write(r.forward);
+        if (r.done) settle(true);
+        else if (seen > MAX_TRANSFORM_BYTES) {
+          deps.events.handshakeFailed('upgrade-invalid');
+          settle(false);
+        }
+      };
+      const onGone = (): void => settle(false);
+      const timer = setTimeout(() => settle(false), deps.opts.helloTimeoutMs);
+      secure.on('data', onData);
+      secure.once('end', onGone);
+      secure.once('close', onGone);
+      secure.resume();
+    });
+  }
+
+  private async terminate(
+    hello: Buffer,
+    parsed: ClientHello,
+    upgraded?: { protocol: UpgradeProtocol; upstreamRest: Buffer; transform: SessionTransform | undefined },
+  ): Promise<void> {
     const { client, dst, deps } = this;
     const upstream = this.upstream;
     const deadline = setTimeout(() => {
@@ -377,9 +590,8 @@ class Sniffer implements ConnectionHandle {
       return;
     }
     client.unshift(hello);
-    // Offer only what the upstream speaks: never h2 to an HTTP/1.1 service.
-    const alpn = parsed.alpn.includes('http/1.1') ? ['http/1.1'] : undefined;
-    const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
+    const alpn = parsed.alpn.length > 0 ? PLAINTEXT_SAFE_ALPN.filter((p) => parsed.alpn.includes(p)) : [];
+    const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}) });
     this.outer = secure;
     let handshaken = false;
     secure.on('error', (err) => {
@@ -410,6 +622,13 @@ class Sniffer implements ConnectionHandle {
       // What tls.Server does at 'secure': without it, a TLSSocket made by hand
       // keeps later TLS errors to itself and the connection lingers until idle.
       (secure as unknown as { _releaseControl?: () => void })._releaseControl?.();
+      if (upgraded) {
+        if (upgraded.upstreamRest.length > 0) upstream.unshift(upgraded.upstreamRest);
+        const { protocol, transform } = upgraded;
+        if (transform === undefined) this.startRelay('upgrade', secure, upstream, protocol);
+        else void this.transformFirst(secure, upstream, transform).then((ok) => ok && this.startRelay('upgrade', secure, upstream, protocol));
+        return;
+      }
       // A service that answers our plaintext with a TLS alert terminates TLS
       // itself after all (it changed, or a probe timed out): pass through next time.
       upstream.once('data', (chunk: Buffer) => {
@@ -419,9 +638,10 @@ class Sniffer implements ConnectionHandle {
     });
   }
 
-  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket): void {
+  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket, protocol?: UpgradeProtocol): void {
     const { deps } = this;
-    deps.events.opened(kind, this.dst.port);
+    if (protocol === undefined) deps.events.opened(kind, this.dst.port);
+    else deps.events.opened(kind, this.dst.port, protocol);
     void relay(client, upstream, { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes }).then((result) => {
       if (deps.log.isLevelEnabled('debug')) {
         deps.log.debug({ kind, port: this.dst.port, ...result }, 'connection closed');

@@ -170,6 +170,22 @@ export const OPTIONS = {
     hidden: true,
     schema: duration(10, 60_000),
   }),
+  upgrades: def({
+    type: 'string',
+    describe:
+      'in-band TLS upgrades (PostgreSQL SSLRequest, STARTTLS, MySQL SSL): protocol=port[+port],… ' +
+      '(protocols: postgres, smtp, imap, pop3, mysql), "default" for their usual ports, or "off"',
+    default: 'default',
+    schema: z.string().regex(/^\s*(default|off|[a-z0-9]+\s*=\s*[0-9+\s]+(\s*,\s*[a-z0-9]+\s*=\s*[0-9+\s]+)*)\s*$/, {
+      message: 'must be protocol=port[+port],… (e.g. "postgres=5432,smtp=25+587"), "default" or "off"',
+    }),
+  }),
+  upgradeTimeout: def({
+    type: 'string',
+    describe: 'how long an in-band upgrade dialogue (e.g. SMTP EHLO, STARTTLS) may take before the client asks for TLS',
+    default: '30s',
+    schema: duration(100, 600_000),
+  }),
   tlsProbeTtl: def({
     type: 'string',
     describe: 'how long the verdict "this service speaks TLS itself" (or not) is kept',

@@ -23,6 +23,8 @@ import {
 } from '../../../src/agent/connection';
 import type { RelayResult } from '../../../src/agent/relay';
 import { TlsServiceCache } from '../../../src/agent/tls-services';
+import { UpgradeRegistry } from '../../../src/agent/upgrades/registry';
+import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
 import type { CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
 
@@ -312,6 +314,8 @@ interface RigOptions {
   dialPort?: number;
   opts?: Partial<ConnectionOptions>;
   countReads?: boolean;
+  /** Upgrade dialogues by the rig's port (the destination port the connection sees). */
+  upgrades?: (port: number) => UpgradeRegistry;
 }
 
 interface Rig {
@@ -366,13 +370,15 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
     sockets.push(sock);
     if (o.countReads) sock.on('data', () => conn.reads++);
     conns.push(conn);
-    const deps = { dial, certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts };
+    const deps = { dial, certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts, upgrades };
     conn.handle = handleConnection(sock, deps, () => {
       conn.doneCount++;
       markDone();
     });
   });
+  let upgrades: UpgradeRegistry | undefined;
   const port = await listen(agent);
+  upgrades = o.upgrades?.(port);
   t.after(() => {
     agent.close();
     for (const c of conns.items) c.handle?.destroy();
@@ -928,5 +934,219 @@ describe('handleConnection, failures', () => {
     await allFinished(rig);
     const kinds = rig.conns.items.map((c) => c.calls.find((x) => x[0] === 'closed')?.[1]).sort();
     assert.deepEqual(kinds, [...Array(5).fill('none'), ...Array(5).fill('plain'), ...Array(5).fill('tls')]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// In-band upgrades, with two toy protocols that exercise the wiring (the real
+// dialogues have their own tests): the connection's side of the contract.
+
+/** Reads one LF-terminated line from `sock` (after `pending`); null on close or abort. */
+function toyLine(sock: net.Socket, pending: Buffer, signal: AbortSignal): Promise<{ line: string; rest: Buffer } | null> {
+  return new Promise((resolve) => {
+    let buf = pending;
+    const settle = (r: { line: string; rest: Buffer } | null): void => {
+      sock.off('data', onData);
+      sock.off('close', onGone);
+      signal.removeEventListener('abort', onGone);
+      sock.pause();
+      resolve(r);
+    };
+    const check = (): void => {
+      const i = buf.indexOf(0x0a);
+      if (i >= 0) settle({ line: buf.subarray(0, i + 1).toString('latin1'), rest: buf.subarray(i + 1) });
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      check();
+    };
+    const onGone = (): void => settle(null);
+    sock.on('data', onData);
+    sock.once('close', onGone);
+    signal.addEventListener('abort', onGone);
+    sock.resume();
+    check();
+  });
+}
+
+/** Client first: "UP\n" asks for TLS, answered "OK\n". */
+const toyClientFirst: DialogueFactory = {
+  protocol: 'postgres',
+  firstSpeaker: 'client',
+  defaultPorts: [],
+  detectAnywhere: false,
+  detect: (first) => {
+    const want = Buffer.from('UP\n');
+    if (first.length < want.length) return want.subarray(0, first.length).equals(first) ? 'need-more' : 'no';
+    return first.subarray(0, want.length).equals(want) ? 'yes' : 'no';
+  },
+  create: (): Dialogue => ({
+    protocol: 'postgres',
+    run: (client, _upstream, first) => {
+      client.write('OK\n');
+      return Promise.resolve({ kind: 'tls', clientRest: first.subarray(3), upstreamRest: Buffer.alloc(0) });
+    },
+  }),
+};
+
+/** Server first ("220 …"): the client's STARTTLS gets "GO", PLAIN steps aside, BAD fails. */
+function toyServerFirst(transform?: () => SessionTransform): DialogueFactory {
+  return {
+    protocol: 'smtp',
+    firstSpeaker: 'server',
+    defaultPorts: [],
+    detectAnywhere: false,
+    detect: (first) => (first.length < 3 ? 'need-more' : first.subarray(0, 3).toString() === '220' ? 'yes' : 'no'),
+    create: (): Dialogue => ({
+      protocol: 'smtp',
+      run: async (client, _upstream, first, signal): Promise<UpgradeOutcome> => {
+        client.write(first);
+        const got = await toyLine(client, Buffer.alloc(0), signal);
+        if (got === null) return { kind: 'failed', reason: 'aborted' };
+        if (got.line === 'STARTTLS\r\n') {
+          client.write('GO\r\n');
+          return { kind: 'tls', clientRest: got.rest, upstreamRest: Buffer.alloc(0), ...(transform ? { transform: transform() } : {}) };
+        }
+        if (got.line.startsWith('PLAIN')) return { kind: 'passthrough', clientRest: Buffer.concat([Buffer.from(got.line), got.rest]), upstreamRest: Buffer.alloc(0) };
+        return { kind: 'failed', reason: 'bad command' };
+      },
+    }),
+  };
+}
+
+const bannerThenEcho: Handler = (sock) => {
+  sock.write('220 hi\r\n');
+  echoLines(sock);
+};
+
+/** Reads until `text` has arrived (and nothing past it). */
+async function expectText(sock: net.Socket, text: string): Promise<void> {
+  assert.equal((await readN(sock, text.length)).toString(), text);
+}
+
+function registryFor(factory: DialogueFactory): (port: number) => UpgradeRegistry {
+  return (port) => new UpgradeRegistry(new Map([[port, factory]]), [factory]);
+}
+
+describe('handleConnection, in-band upgrades', () => {
+  test('client asks first: answered by the dialogue, TLS terminated here, the service sees only the session', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', echoLines);
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyClientFirst) });
+    const raw = net.connect({ host: HOST, port: rig.port });
+    rig.sockets.push(raw);
+    // The request split across two writes: detection waits for the rest.
+    raw.write('U');
+    await delay(20);
+    raw.write('P\n');
+    await expectText(raw, 'OK\n');
+    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+    await once(c, 'secureConnect');
+    c.write('PING\r\n');
+    assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
+    const ended = readAll(c);
+    c.end();
+    await ended;
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls, [
+      ['opened', 'upgrade', rig.port, 'postgres'],
+      ['closed', 'upgrade', { bytesIn: 6, bytesOut: 7, reason: 'done' }],
+    ]);
+    assert.equal(bytesOf(await service.accepted.at(0)).toString(), 'PING\r\n');
+    assert.equal(service.accepted.items.length, 1, 'no probe: the dialogue said the service is plaintext');
+  });
+
+  test('server speaks first: its banner reaches the client, STARTTLS is answered here, then TLS to a plaintext session', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()) });
+    const raw = net.connect({ host: HOST, port: rig.port });
+    rig.sockets.push(raw);
+    await expectText(raw, '220 hi\r\n');
+    raw.write('STARTTLS\r\n');
+    await expectText(raw, 'GO\r\n');
+    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+    await once(c, 'secureConnect');
+    c.write('PING\r\n');
+    assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
+    c.destroy();
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls[0], ['opened', 'upgrade', rig.port, 'smtp']);
+    assert.equal(bytesOf(await service.accepted.at(0)).toString(), 'PING\r\n', 'STARTTLS never reached the service');
+  });
+
+  test('a transform rewrites the first plaintext the client sends after the handshake', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const prefix = (): SessionTransform => ({ clientData: (chunk) => ({ forward: Buffer.concat([Buffer.from('T:'), chunk]), done: true }) });
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(prefix)) });
+    const raw = net.connect({ host: HOST, port: rig.port });
+    rig.sockets.push(raw);
+    await expectText(raw, '220 hi\r\n');
+    raw.write('STARTTLS\r\n');
+    await expectText(raw, 'GO\r\n');
+    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+    await once(c, 'secureConnect');
+    c.write('PING\r\n');
+    assert.equal((await readN(c, 9)).toString(), '+T:PING\r\n');
+    c.write('AGAIN\r\n');
+    assert.equal((await readN(c, 8)).toString(), '+AGAIN\r\n', 'only the first data is transformed');
+    c.destroy();
+    await finished(await rig.conns.at(0));
+  });
+
+  test('the dialogue steps aside: everything is relayed unchanged as plaintext', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()) });
+    const { sock, saw } = plainClient(rig);
+    await expectText(sock, '220 hi\r\n');
+    sock.write('PLAIN one\r\nPLAIN two\r\n');
+    assert.equal((await readN(sock, 24)).toString(), '+PLAIN one\r\n+PLAIN two\r\n');
+    const ended = readAll(sock);
+    sock.end();
+    await ended;
+    assert.equal(await saw, null);
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls[0], ['opened', 'plain', rig.port]);
+    assert.equal(bytesOf(await service.accepted.at(0)).toString(), 'PLAIN one\r\nPLAIN two\r\n');
+  });
+
+  test('a malformed request: both sides closed cleanly (FIN, not reset), upgrade-invalid', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()) });
+    const { sock, ended } = rawClient(rig);
+    await expectText(sock, '220 hi\r\n');
+    sock.write('BAD\r\n');
+    assert.equal(await ended, 'EOF');
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['handshakeFailed', 'upgrade-invalid'],
+      ['closed', 'none', null],
+    ]);
+    const up = await service.accepted.at(0);
+    assert.equal(await within(up.closed, 2000, 'upstream closed'), null, 'the service saw a clean close');
+    assert.equal(bytesOf(up).length, 0);
+  });
+
+  test('a client that stalls in the dialogue: closed at upgradeTimeoutMs, upgrade-timeout', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()), opts: { upgradeTimeoutMs: 300 } });
+    const { sock, ended } = rawClient(rig);
+    await expectText(sock, '220 hi\r\n');
+    const t0 = Date.now();
+    assert.equal(await ended, 'EOF');
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= 250 && elapsed < 2000, `closed after ${elapsed} ms`);
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['handshakeFailed', 'upgrade-timeout'],
+      ['closed', 'none', null],
+    ]);
+  });
+
+  test('no dialogue for the port: a banner service stays plain with no added wait', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, upgrades: () => new UpgradeRegistry(new Map(), [toyServerFirst()]) });
+    const { sock } = plainClient(rig);
+    await expectText(sock, '220 hi\r\n');
+    sock.write('STARTTLS\r\n');
+    assert.equal((await readN(sock, 11)).toString(), '+STARTTLS\r\n', 'relayed to the service');
+    sock.destroy();
+    await finished(await rig.conns.at(0));
   });
 });

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+// Every upgrade dialogue jfe knows. Adding a protocol: its factory goes here.
+import type { DialogueFactory } from './upgrade';
+
+export const ALL_DIALOGUES: readonly DialogueFactory[] = [];
