@@ -19,12 +19,13 @@ import { StateDir } from './certs/state-dir';
 import type { Settings } from './config/load';
 import { resolvePortSet } from './config/ports';
 import type { Logger } from './log';
+import { ACME_OPTION_NAMES, AcmeOwner, openAcmeWorker, validateAcmeSettings } from './daemon/acme';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
   'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
   'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'listenersInterval', 'logLevel', 'verbose',
-  'upgrades', 'upgradeTimeout',
+  'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES,
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
 
@@ -62,12 +63,15 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   requireSteeringCaps();
   const ports = resolvePortSet(s.ports, s.excludePorts);
   parseUpgradePorts(s.upgrades, ALL_DIALOGUES); // a bad spec fails here, before anything is touched
+  validateAcmeSettings(s);
   const attached = attach({ ...steeringOptions(s), ports }, log);
   log.info({ state: attached.state, ports: attached.ports, linkId: attached.linkId }, 'steering ready');
   const maps = openSteering({ pinDir: s.pinDir });
   // The root is created here, once, before any worker could race to create it.
-  const ca = await InternalCa.open({ stateDir: await StateDir.open(s.stateDir, log), log });
+  const stateDir = await StateDir.open(s.stateDir, log);
+  const ca = await InternalCa.open({ stateDir, log });
   log.info({ caExpires: ca.rootNotAfter.toISOString() }, 'internal CA ready');
+  const acme = s.issuer === 'acme' ? await AcmeOwner.open(s, stateDir, log) : null;
 
   const removed = maps.removeBypassOf((pid) => !processAlive(pid));
   if (removed > 0) log.warn({ removed }, 'removed bypass entries left by agents that died');
@@ -85,6 +89,7 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
     const [script = '', ...args] = process.argv.slice(1);
     const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot) }, stdio: 'inherit' });
     workers.set(slot, w);
+    acme?.serve(w, log);
     const startedAt = Date.now();
     const pid = w.pid;
     w.on('exit', (code, signal) => {
@@ -140,7 +145,8 @@ function loggingEvents(log: Logger): AgentEvents {
 
 async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<number> {
   const maps = openSteering({ pinDir: s.pinDir });
-  const { manager } = await openCertManager({ stateDir: s.stateDir, log });
+  const { manager, store } = await openCertManager({ stateDir: s.stateDir, log });
+  const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log }) : null;
   const n = workerCount(s);
   const agent = new Agent(
     {
@@ -156,7 +162,7 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
       upgradeTimeoutMs: s.upgradeTimeout,
       upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
-    { steering: maps, certs: manager, events: loggingEvents(log), log },
+    { steering: maps, certs: acme?.certs ?? manager, ...(acme ? { challenges: acme.challenges } : {}), events: loggingEvents(log), log },
   );
   await agent.start();
   return new Promise((resolve) => {

@@ -4,6 +4,7 @@
 // so new connections go to the other workers or straight to the services.
 import type net from 'node:net';
 import type { CertSource } from '../certs/cert-source';
+import type { ChallengeResponder } from './acme-challenges';
 import type { Logger } from '../log';
 import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, handleConnection } from './connection';
 import { type AgentListener, openListener } from './listener';
@@ -41,6 +42,8 @@ export interface AgentEvents extends ConnectionEvents {
 export interface AgentDeps {
   steering: SteeringHandle;
   certs: CertSource;
+  /** ACME challenges answered on the intercepted ports 80 and 443 (only with an ACME issuer). */
+  challenges?: ChallengeResponder;
   events: AgentEvents;
   log: Logger;
 }
@@ -81,6 +84,7 @@ export class Agent {
     const connDeps = {
       dial: this.dialer.dial,
       certs: deps.certs,
+      ...(deps.challenges ? { challenges: deps.challenges } : {}),
       tlsServices: new TlsServiceCache({ ttlMs: opts.tlsProbeTtlMs }),
       upgrades: new UpgradeRegistry(opts.upgradePorts, ALL_DIALOGUES),
       events: deps.events,

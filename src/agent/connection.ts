@@ -6,6 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { CertSource } from '../certs/cert-source';
 import type { Logger } from '../log';
+import { ACME_TLS_ALPN, type ChallengeResponder, HTTP01_PORT, TLS_ALPN01_PORT, http01Response, matchHttp01 } from './acme-challenges';
 import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
 import { type RelayResult, relay } from './relay';
 import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
@@ -73,6 +74,8 @@ export interface ConnectionDeps {
   tlsServices: TlsServiceCache;
   /** In-band upgrades (PostgreSQL SSLRequest, STARTTLS, …); none when absent. */
   upgrades?: UpgradeRegistry;
+  /** ACME validation requests answered here (http-01 on 80, tls-alpn-01 on 443); none when absent. */
+  challenges?: ChallengeResponder;
   events: ConnectionEvents;
   log: Logger;
   opts: ConnectionOptions;
@@ -253,6 +256,7 @@ class Sniffer implements ConnectionHandle {
         this.helloTimer ??= setTimeout(this.onHelloTimeout, this.deps.opts.helloTimeoutMs);
         return;
       case 'not-tls': {
+        if (this.deps.challenges && this.dst.port === HTTP01_PORT && this.http01(all)) return;
         const m = this.upgrades.match('client', this.dst.port, all);
         if (m === 'need-more') {
           // An undecided upgrade opening that stalls is plaintext, not an error.
@@ -269,11 +273,58 @@ class Sniffer implements ConnectionHandle {
         this.deps.events.handshakeFailed('hello-invalid');
         this.fail();
         return;
-      case 'hello':
-        void this.tls(this.finish(), r.hello);
+      case 'hello': {
+        const challenge = this.tlsAlpn01Context(r.hello);
+        if (challenge) this.answerTlsAlpn01(this.finish(), challenge);
+        else void this.tls(this.finish(), r.hello);
         return;
+      }
     }
   };
+
+  /** True when the bytes are (or may still become) an http-01 validation request that jfe answers. */
+  private http01(all: Buffer): boolean {
+    const m = matchHttp01(all);
+    if (m.kind === 'need-more') {
+      this.helloTimer ??= setTimeout(() => this.plain(this.finish(), null), this.deps.opts.helloTimeoutMs);
+      return true;
+    }
+    const keyAuthorization = m.kind === 'token' ? (this.deps.challenges?.http01(m.token) ?? null) : null;
+    if (keyAuthorization === null) return false; // not ours: the service gets every byte
+    this.finish();
+    reset(this.upstream);
+    this.closeAfter(this.client);
+    this.client.end(http01Response(keyAuthorization));
+    this.client.resume();
+    return true;
+  }
+
+  private tlsAlpn01Context(hello: ClientHello): tls.SecureContext | null {
+    const { challenges } = this.deps;
+    if (!challenges || this.dst.port !== TLS_ALPN01_PORT || !hello.alpn.includes(ACME_TLS_ALPN) || hello.sni === null) return null;
+    return challenges.tlsAlpn01(hello.sni);
+  }
+
+  /** RFC 8737: the challenge certificate, ALPN acme-tls/1, and a close once the handshake is done. */
+  private answerTlsAlpn01(hello: Buffer, context: tls.SecureContext): void {
+    reset(this.upstream);
+    this.client.unshift(hello);
+    const secure = new tls.TLSSocket(this.client, { isServer: true, secureContext: context, ALPNProtocols: [ACME_TLS_ALPN] });
+    this.outer = secure;
+    secure.on('error', () => reset(this.client));
+    secure.once('secure', () => secure.end());
+    secure.resume();
+    this.closeAfter(secure);
+  }
+
+  /** A challenge answer: bounded in time, reported once when the client side closes. */
+  private closeAfter(sock: net.Socket): void {
+    const timer = setTimeout(() => this.destroy(), this.deps.opts.helloTimeoutMs);
+    sock.once('close', () => {
+      clearTimeout(timer);
+      this.end('none', null);
+    });
+  }
 
   private readonly onHelloTimeout = (): void => {
     this.deps.events.handshakeFailed('hello-timeout');

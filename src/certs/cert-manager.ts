@@ -227,7 +227,7 @@ export interface OpenCertManagerOptions {
  * manager. Throws JfeError (JFE_ERR_STATE) with what to do when the state
  * directory or the CA cannot be used.
  */
-export async function openCertManager(opts: OpenCertManagerOptions): Promise<{ manager: CertManager; ca: InternalCa }> {
+export async function openCertManager(opts: OpenCertManagerOptions): Promise<{ manager: CertManager; ca: InternalCa; store: CertStore }> {
   const stateDir = await StateDir.open(opts.stateDir ?? DEFAULT_STATE_DIR, opts.log);
   const ca = await InternalCa.open({ stateDir, log: opts.log, now: opts.now });
   const store = await CertStore.open({
@@ -238,5 +238,5 @@ export async function openCertManager(opts: OpenCertManagerOptions): Promise<{ m
     contextOptions: opts.contextOptions,
   });
   const manager = new CertManager({ issuer: ca, store, log: opts.log, now: opts.now, issueTimeoutMs: opts.issueTimeoutMs });
-  return { manager, ca };
+  return { manager, ca, store };
 }

@@ -164,9 +164,11 @@ export class CertStore {
    * Takes a newly issued leaf: checks it, makes its context, and writes it to
    * disk unless the issuer's cap is reached (a renewal of a stored name always
    * writes). A failed write is logged and counted; the leaf is still served.
-   * Throws JFE_ERR_CERT when the leaf is unusable.
+   * Throws JFE_ERR_CERT when the leaf is unusable. `alreadyWritten`: another
+   * process of this jfe stored it (ACME leaves, written by the primary); it is
+   * taken into memory only.
    */
-  async put(issuer: string, name: string, issued: IssuedCert): Promise<CertEntry> {
+  async put(issuer: string, name: string, issued: IssuedCert, opts: { alreadyWritten?: boolean } = {}): Promise<CertEntry> {
     const key = keyOf(issuer, name);
     let info: CertInfo;
     let context: tls.SecureContext;
@@ -177,6 +179,12 @@ export class CertStore {
       throw new JfeError('JFE_ERR_CERT', `issuer ${issuer} returned an unusable certificate for ${name}: ${(err as Error).message}`, { cause: err });
     }
     const wasStored = this.disk.has(key);
+    if (opts.alreadyWritten === true) {
+      info = { ...info, persisted: true };
+      if (!wasStored) this.adjustStored(issuer, +1);
+      this.disk.set(key, { info, certPem: issued.certPem, keyPem: issued.keyPem });
+      return this.remember(key, { info, context });
+    }
     // Take the slot before the first await, so concurrent puts cannot overshoot the cap.
     const reserved = !wasStored && (this.storedPerIssuer.get(issuer) ?? 0) < this.maxStoredPerIssuer;
     if (reserved) this.adjustStored(issuer, +1);

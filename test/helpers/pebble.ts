@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// Debian's Pebble (a real RFC 8555 server) and pebble-challtestsrv (its DNS)
+// run in a world's CLIENT namespace, so Pebble's validation connections come
+// from outside the server namespace and are steered like any client's.
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { native } from '../../src/native';
+import type { Ns, World } from './netns';
+import { makeServicePki } from './pki';
+import { run } from './spawn';
+
+export interface Pebble {
+  proc: ChildProcess;
+  /** https://<addr>:14000/dir */
+  directory: string;
+  /** Trust for Pebble's own HTTPS (our test CA): jfe's --acme-ca-file. */
+  httpsCaFile: string;
+  /** Everything Pebble printed. */
+  output(): string;
+  /** New-order requests Pebble received so far (counted from its log). */
+  orders(): number;
+  /** Pebble's current issuing root (PEM), for clients' --cacert. */
+  rootPem(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const PEBBLE_PORT = 14000;
+const MANAGEMENT_PORT = 15000;
+const DNS_PORT = 8053;
+const CHALLTEST_MANAGEMENT_PORT = 8055;
+
+async function waitForPortIn(ns: Ns, host: string, port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = new net.Socket({ fd: native().tcpSocket(4, ns.fd), readable: true, writable: true });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+      s.connect(port, host);
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function spawnLogged(w: World, ns: Ns, argv: string[], env: NodeJS.ProcessEnv, what: string): { proc: ChildProcess; output: () => string; stop: () => Promise<void> } {
+  const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGCONT');
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    })();
+    return stopping;
+  };
+  w.cleanup.add(`stop ${what}`, stop);
+  return { proc, output: () => out, stop };
+}
+
+/** challtestsrv answers every A query with the server namespace's address unless told otherwise. */
+export async function startChallTestSrv(w: World): Promise<{ dnsServer: string; addA(host: string, addr: string): Promise<void> }> {
+  const d = spawnLogged(
+    w,
+    w.cli,
+    [
+      'pebble-challtestsrv',
+      '-management', `${w.cli4}:${CHALLTEST_MANAGEMENT_PORT}`,
+      '-dns01', `${w.cli4}:${DNS_PORT}`,
+      '-http01', '', '-https01', '', '-tlsalpn01', '',
+      '-defaultIPv4', w.srv4, '-defaultIPv6', '',
+    ],
+    {},
+    'pebble-challtestsrv',
+  );
+  await waitForPortIn(w.cli, w.cli4, CHALLTEST_MANAGEMENT_PORT);
+  void d;
+  return {
+    dnsServer: `${w.cli4}:${DNS_PORT}`,
+    async addA(host, addr) {
+      const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '5', '-d', JSON.stringify({ host: `${host}.`, addresses: [addr] }), `http://${w.cli4}:${CHALLTEST_MANAGEMENT_PORT}/add-a`]);
+      if (r.status !== 0) throw new Error(`challtestsrv add-a: ${r.stderr}`);
+    },
+  };
+}
+
+/**
+ * Pebble validating on ports 80 and 443 of the names it is asked for, which
+ * challtestsrv resolves to the server namespace. No artificial sleeps, no
+ * nonce rejections, no reused authorizations: every order is validated.
+ */
+export async function startPebble(w: World, dnsServer: string, opts: { validitySeconds?: number } = {}): Promise<Pebble> {
+  const dir = path.join(w.tmp, 'pebble');
+  const pki = makeServicePki(path.join(dir, 'https'), 'pebble', w.cli4);
+  const config = {
+    pebble: {
+      listenAddress: `${w.cli4}:${PEBBLE_PORT}`,
+      managementListenAddress: `${w.cli4}:${MANAGEMENT_PORT}`,
+      certificate: pki.cert,
+      privateKey: pki.key,
+      httpPort: 80,
+      tlsPort: 443,
+      ocspResponderURL: '',
+      externalAccountBindingRequired: false,
+      ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
+    },
+  };
+  const configFile = path.join(dir, 'pebble-config.json');
+  fs.writeFileSync(configFile, JSON.stringify(config));
+  const d = spawnLogged(w, w.cli, ['pebble', '-config', configFile, '-dnsserver', dnsServer], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' }, 'pebble');
+  await waitForPortIn(w.cli, w.cli4, PEBBLE_PORT);
+  await waitForPortIn(w.cli, w.cli4, MANAGEMENT_PORT);
+  return {
+    proc: d.proc,
+    directory: `https://${w.cli4}:${PEBBLE_PORT}/dir`,
+    httpsCaFile: pki.caCert,
+    output: d.output,
+    orders: () => (d.output().match(/POST \/order-plz/g) ?? []).length,
+    async rootPem() {
+      const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '5', '--cacert', pki.caCert, `https://${w.cli4}:${MANAGEMENT_PORT}/roots/0`]);
+      if (r.status !== 0 || !r.stdout.includes('BEGIN CERTIFICATE')) throw new Error(`pebble root: ${r.stderr}${r.stdout}`);
+      return r.stdout;
+    },
+    stop: d.stop,
+  };
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// Guards certificates from ACME against a real CA (Debian's Pebble): http-01
+// and tls-alpn-01 answered by jfe itself, policy refusals that cost the CA
+// nothing, one order per name across workers and handshakes, stored
+// certificates reused after a restart, renewal when due, and the internal CA
+// as the fallback while the CA is slow, with a later handshake served by ACME.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { test } from 'node:test';
+import { connectRaw, eventually } from '../helpers/clients';
+import { type RunningJfe, startJfe } from '../helpers/jfe';
+import { type World, createWorld } from '../helpers/netns';
+import { startChallTestSrv, startPebble } from '../helpers/pebble';
+import { requireRoot } from '../helpers/root';
+import { spawnIn, waitForPort } from '../helpers/servers';
+import { run } from '../helpers/spawn';
+
+/** nginx answering plaintext on 80, 443 and 8080: the ports jfe steers and validates on. */
+async function startPlainNginx(w: World): Promise<{ accessLog: string }> {
+  const dir = path.join(w.tmp, 'nginx');
+  fs.mkdirSync(dir, { recursive: true });
+  const accessLog = path.join(dir, 'access.log');
+  const conf = `
+user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  log_format jfe '$remote_addr $server_port "$request" $status';
+  access_log ${accessLog} jfe;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server { listen 80; listen 443; listen 8080; location / { return 200 "nginx-plain\\n"; } }
+}`;
+  const confFile = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confFile, conf);
+  spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx');
+  for (const port of [80, 443, 8080]) await waitForPort(w, w.srv4, port);
+  return { accessLog };
+}
+
+/** The leaf a TLS handshake with SNI `name` gets (unverified: the test inspects it). */
+async function leafFor(w: World, name: string | null, timeoutMs = 30_000): Promise<X509Certificate> {
+  const raw = await connectRaw(w.cli, w.srv4, 8080, timeoutMs);
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ socket: raw, rejectUnauthorized: false, ...(name === null ? {} : { servername: name }) }, () => {
+      const der = s.getPeerCertificate().raw;
+      s.destroy();
+      resolve(new X509Certificate(der));
+    });
+    s.setTimeout(timeoutMs, () => s.destroy(new Error('handshake timed out')));
+    s.once('error', reject);
+  });
+}
+
+const isPebbleLeaf = (c: X509Certificate): boolean => c.issuer.includes('Pebble');
+
+test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 300_000 }, async (t) => {
+  if (!requireRoot(t, ['nginx', 'curl', 'pebble', 'pebble-challtestsrv', 'openssl'])) return;
+  const w = createWorld(t);
+  const dns = await startChallTestSrv(w);
+  const pebble = await startPebble(w, dns.dnsServer, { validitySeconds: 30 * 86_400 });
+  const nginx = await startPlainNginx(w);
+  const pebbleRoot = path.join(w.tmp, 'pebble-root.pem');
+  fs.writeFileSync(pebbleRoot, await pebble.rootPem());
+  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test']) await dns.addA(name, w.srv4);
+
+  const acmeArgs = (extra: string[]): string[] => [
+    '--issuer', 'acme', '--acme-directory', pebble.directory, '--acme-ca-file', pebble.httpsCaFile,
+    '--domain', '*.acme.test', '--acme-retry-min', '1s', ...extra,
+  ];
+  const curl = (name: string, ca: string) =>
+    run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '20', '--cacert', ca, '--resolve', `${name}:8080:${w.srv4}`, `https://${name}:8080/`]);
+  /** Polls until a handshake for `name` gets Pebble's leaf (the first ones may get the internal CA's). */
+  const pebbleLeaf = (name: string) => eventually(async () => ((c) => (isPebbleLeaf(c) ? c : undefined))(await leafFor(w, name)), 60_000, 250);
+
+  let jfe: RunningJfe = await startJfe(w, acmeArgs(['--challenge', 'http-01']));
+
+  await t.test('http-01: jfe answers the validation on port 80; curl verifies with Pebble\'s root, no -k', async () => {
+    const leaf = await pebbleLeaf('h1.acme.test');
+    assert.ok(leaf, 'no Pebble certificate for h1.acme.test');
+    const r = await curl('h1.acme.test', pebbleRoot);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'nginx-plain\n');
+    assert.match(pebble.output(), /validate w\/ HTTP: http:\/\/h1\.acme\.test:80\/\.well-known\/acme-challenge\//);
+    assert.doesNotMatch(fs.readFileSync(nginx.accessLog, 'utf8'), /acme-challenge/, 'the validation request reached the service');
+  });
+
+  await t.test('other requests on port 80 reach the service unchanged', async () => {
+    const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '10', `http://${w.srv4}/.well-known/acme-challenge/not-a-pending-token`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'nginx-plain\n');
+    assert.match(fs.readFileSync(nginx.accessLog, 'utf8'), /GET \/\.well-known\/acme-challenge\/not-a-pending-token HTTP\/1\.1" 200/);
+  });
+
+  await t.test('a name outside --domain and an IP literal get the internal CA, and Pebble sees no order', async () => {
+    const before = pebble.orders();
+    const outside = await leafFor(w, 'www.elsewhere.test');
+    assert.ok(!isPebbleLeaf(outside));
+    assert.ok(outside.checkHost('www.elsewhere.test'));
+    const r = await curl('www.elsewhere.test', jfe.caFile);
+    assert.equal(r.status, 0, r.stderr);
+    const byIp = await leafFor(w, null);
+    assert.ok(!isPebbleLeaf(byIp));
+    assert.ok(byIp.checkIP(w.srv4));
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.equal(pebble.orders(), before, 'a refused name cost an order at Pebble');
+  });
+
+  await t.test('50 concurrent first handshakes for one name: exactly one order', async () => {
+    const before = pebble.orders();
+    const leaves = await Promise.all(Array.from({ length: 50 }, () => leafFor(w, 'c50.acme.test')));
+    assert.equal(leaves.length, 50);
+    assert.ok(await pebbleLeaf('c50.acme.test'));
+    assert.equal(pebble.orders() - before, 1);
+  });
+
+  await jfe.stop();
+  jfe = await startJfe(w, acmeArgs(['--challenge', 'tls-alpn-01']));
+
+  await t.test('restart: stored certificates are served at once, no new order', async () => {
+    const before = pebble.orders();
+    const leaf = await leafFor(w, 'h1.acme.test');
+    assert.ok(isPebbleLeaf(leaf), 'the first handshake after a restart did not get the stored ACME certificate');
+    const r = await curl('h1.acme.test', pebbleRoot);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(pebble.orders(), before);
+  });
+
+  await t.test('tls-alpn-01: jfe answers the validation on port 443', async () => {
+    const before = pebble.orders();
+    const leaf = await pebbleLeaf('t1.acme.test');
+    assert.ok(leaf, 'no Pebble certificate for t1.acme.test');
+    assert.equal(pebble.orders() - before, 1);
+    // Pebble logs its HTTP validations only: with tls-alpn-01 pinned, there is none for t1.
+    assert.match(pebble.output(), /Value:"t1\.acme\.test"/);
+    assert.doesNotMatch(pebble.output(), /validate w\/ HTTP: http:\/\/t1\.acme\.test/);
+    assert.doesNotMatch(fs.readFileSync(nginx.accessLog, 'utf8'), / 443 /, 'the validation handshake reached the service');
+    const r = await curl('t1.acme.test', pebbleRoot);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  await jfe.stop();
+  // Twenty-five days later (validity 30): every stored leaf is due.
+  jfe = await startJfe(w, acmeArgs(['--acme-clock-offset', '25d', '--issue-wait', '2s']));
+
+  await t.test('renewal when due: one order however many handshakes, the new leaf served without a restart', async () => {
+    const before = pebble.orders();
+    // Every handshake gets the held (due) leaf at once and may start the renewal: one order in all.
+    const leaves = await Promise.all(Array.from({ length: 10 }, () => leafFor(w, 'h1.acme.test')));
+    const old = leaves[0];
+    assert.ok(old && leaves.every((c) => isPebbleLeaf(c) && c.serialNumber === old.serialNumber));
+    await jfe.waitForLog((l) => l.msg === 'ACME certificate issued' && l.name === 'h1.acme.test', 30_000);
+    assert.equal(pebble.orders() - before, 1);
+    // Under the shifted clock the new leaf is due at once too: later handshakes may renew it again.
+    const renewed = await eventually(async () => ((c) => (c.serialNumber !== old.serialNumber && isPebbleLeaf(c) ? c : undefined))(await leafFor(w, 'h1.acme.test')), 30_000, 250);
+    assert.ok(renewed, 'the renewed certificate was not served');
+  });
+
+  await t.test('Pebble stalled: handshakes get the internal CA, the agent stays up, ACME serves once Pebble is back', async () => {
+    pebble.proc.kill('SIGSTOP');
+    let stalled = true;
+    try {
+      const leaf = await leafFor(w, 'slow.acme.test', 15_000);
+      assert.ok(!isPebbleLeaf(leaf));
+      assert.ok(leaf.checkHost('slow.acme.test'));
+      const r = await curl('slow.acme.test', jfe.caFile);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(jfe.proc.exitCode, null);
+    } finally {
+      pebble.proc.kill('SIGCONT');
+      stalled = false;
+    }
+    assert.ok(!stalled);
+    const leaf = await pebbleLeaf('slow.acme.test');
+    assert.ok(leaf, 'no ACME certificate after Pebble came back');
+  });
+});
