@@ -78,6 +78,7 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
 
   const sync = new ListenersSync(maps, log.child({ component: 'listeners' }));
   sync.start(s.listenersInterval);
+  acme?.onPendingPorts((ports) => sync.setPinned(ports));
 
   const n = workerCount(s);
   maps.setSlotCount(n);

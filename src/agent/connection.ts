@@ -158,6 +158,8 @@ class Sniffer implements ConnectionHandle {
   private upTimer: NodeJS.Timeout | undefined;
   private readonly upgrades: UpgradeRegistry;
   private decided = false;
+  /** The service refused while a challenge may still come (see mayBeChallenge). */
+  private upstreamRefused = false;
   private ended = false;
   private helloTimer: NodeJS.Timeout | undefined;
   private readonly maxHelloBytes: number;
@@ -257,6 +259,7 @@ class Sniffer implements ConnectionHandle {
         return;
       case 'not-tls': {
         if (this.deps.challenges && this.dst.port === HTTP01_PORT && this.http01(all)) return;
+        if (this.upstreamRefused) return this.refuseNoService();
         const m = this.upgrades.match('client', this.dst.port, all);
         if (m === 'need-more') {
           // An undecided upgrade opening that stalls is plaintext, not an error.
@@ -276,6 +279,7 @@ class Sniffer implements ConnectionHandle {
       case 'hello': {
         const challenge = this.tlsAlpn01Context(r.hello);
         if (challenge) this.answerTlsAlpn01(this.finish(), challenge);
+        else if (this.upstreamRefused) this.refuseNoService();
         else void this.tls(this.finish(), r.hello);
         return;
       }
@@ -391,9 +395,25 @@ class Sniffer implements ConnectionHandle {
   }
 
   private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'ECONNREFUSED' && this.mayBeChallenge()) {
+      // No service on 80/443, steered while a challenge is pending: the client may be the CA.
+      this.upstreamRefused = true;
+      this.upstream.off('close', this.onClose);
+      return;
+    }
     this.deps.events.upstreamFailed(upstreamFailure(err));
     this.fail();
   };
+
+  private mayBeChallenge(): boolean {
+    return this.deps.challenges !== undefined && !this.decided && (this.dst.port === HTTP01_PORT || this.dst.port === TLS_ALPN01_PORT);
+  }
+
+  /** Not a challenge after all, and no service to take it: refused, as the closed port would. */
+  private refuseNoService(): void {
+    this.deps.events.upstreamFailed('refused');
+    this.fail();
+  }
 
   private readonly onClose = (): void => {
     if (!this.decided) this.fail();

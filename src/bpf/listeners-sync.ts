@@ -44,6 +44,8 @@ export class ListenersSync {
   private readonly diagFd: number;
   private current = new Map<string, ListenerEntry>();
   private timer: NodeJS.Timeout | undefined;
+  /** Ports steered even with no listener (any address, both families): ACME validation ports while a challenge is pending. */
+  private pinned: ListenerEntry[] = [];
 
   constructor(
     private readonly maps: SteeringMaps,
@@ -57,6 +59,7 @@ export class ListenersSync {
   syncOnce(): { added: number; removed: number } {
     const n = native();
     const wanted = new Map(listenerEntries(n.diagListeners(this.diagFd, 4), n.diagListeners(this.diagFd, 6)).map((e) => [key(e), e]));
+    for (const e of this.pinned) wanted.set(key(e), e);
     let added = 0;
     let removed = 0;
     for (const [k, e] of wanted) {
@@ -84,6 +87,16 @@ export class ListenersSync {
         this.log.warn({ err }, 'listeners sync failed; keeping the current map');
       }
     }, intervalMs);
+  }
+
+  /** Steers `ports` whether or not a service listens there, until set again; applied at once. */
+  setPinned(ports: readonly number[]): void {
+    this.pinned = ports.flatMap((port) => [{ family: 4, addr: null, port }, { family: 6, addr: null, port }] as ListenerEntry[]);
+    try {
+      this.syncOnce();
+    } catch (err) {
+      this.log.warn({ err }, 'listeners sync failed; the next pass retries');
+    }
   }
 
   stop(): void {

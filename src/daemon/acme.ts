@@ -82,7 +82,15 @@ export function validateAcmeSettings(s: AcmeSettings): void {
 
 /** The primary's side: account, policy, issuers, orders; serves workers' requests. */
 export class AcmeOwner {
-  private constructor(private readonly orders: AcmeOrders) {}
+  private constructor(
+    private readonly orders: AcmeOrders,
+    private readonly files: ChallengeFiles,
+  ) {}
+
+  /** `fn` is told the validation ports with a pending challenge, to steer them even when no service listens. */
+  onPendingPorts(fn: (ports: number[]) => void): void {
+    this.files.onPendingPorts = fn;
+  }
 
   static async open(s: AcmeSettings, stateDir: StateDir, log: Logger): Promise<AcmeOwner> {
     const acmeLog = log.child({ component: 'acme' });
@@ -123,7 +131,7 @@ export class AcmeOwner {
       retryMaxMs: 3_600_000,
     });
     acmeLog.info({ directory: primaryUrl, fallback: s.acmeFallbackDirectory || null, challenges: types, domains: splitList(s.domain) }, 'ACME ready');
-    return new AcmeOwner(orders);
+    return new AcmeOwner(orders, files);
   }
 
   /** Answers a worker's order requests; a dead worker's replies are dropped. */

@@ -18,9 +18,9 @@ import { requireRoot } from '../helpers/root';
 import { spawnIn, waitForPort } from '../helpers/servers';
 import { run } from '../helpers/spawn';
 
-/** nginx answering plaintext on 80, 443 and 8080: the ports jfe steers and validates on. */
-async function startPlainNginx(w: World): Promise<{ accessLog: string }> {
-  const dir = path.join(w.tmp, 'nginx');
+/** nginx answering plaintext on `ports` (80 and 443: the ports ACME validates on). */
+async function startPlainNginx(w: World, ports: number[]): Promise<{ accessLog: string; stop(): Promise<void> }> {
+  const dir = path.join(w.tmp, `nginx-${ports.join('-')}`);
   fs.mkdirSync(dir, { recursive: true });
   const accessLog = path.join(dir, 'access.log');
   const conf = `
@@ -35,13 +35,13 @@ http {
   access_log ${accessLog} jfe;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server { listen 80; listen 443; listen 8080; location / { return 200 "nginx-plain\\n"; } }
+  server { ${ports.map((p) => `listen ${p};`).join(' ')} location / { return 200 "nginx-plain\\n"; } }
 }`;
   const confFile = path.join(dir, 'nginx.conf');
   fs.writeFileSync(confFile, conf);
-  spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx');
-  for (const port of [80, 443, 8080]) await waitForPort(w, w.srv4, port);
-  return { accessLog };
+  const d = spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx');
+  for (const port of ports) await waitForPort(w, w.srv4, port);
+  return { accessLog, stop: d.stop };
 }
 
 /** The leaf a TLS handshake with SNI `name` gets (unverified: the test inspects it). */
@@ -65,10 +65,10 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
   const w = createWorld(t);
   const dns = await startChallTestSrv(w);
   const pebble = await startPebble(w, dns.dnsServer, { validitySeconds: 30 * 86_400 });
-  const nginx = await startPlainNginx(w);
+  const nginx = await startPlainNginx(w, [80, 443, 8080]);
   const pebbleRoot = path.join(w.tmp, 'pebble-root.pem');
   fs.writeFileSync(pebbleRoot, await pebble.rootPem());
-  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test']) await dns.addA(name, w.srv4);
+  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test', 'n80.acme.test', 'n443.acme.test']) await dns.addA(name, w.srv4);
 
   const acmeArgs = (extra: string[]): string[] => [
     '--issuer', 'acme', '--acme-directory', pebble.directory, '--acme-ca-file', pebble.httpsCaFile,
@@ -179,5 +179,27 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
     assert.ok(!stalled);
     const leaf = await pebbleLeaf('slow.acme.test');
     assert.ok(leaf, 'no ACME certificate after Pebble came back');
+  });
+
+  // From here no service listens on 80 or 443: jfe steers them only while a challenge is pending.
+  await jfe.stop();
+  await nginx.stop();
+  await startPlainNginx(w, [8080]);
+
+  await t.test('no service on port 80: http-01 still validates, and port 80 refuses again afterwards', async () => {
+    jfe = await startJfe(w, acmeArgs(['--challenge', 'auto']));
+    const leaf = await pebbleLeaf('n80.acme.test');
+    assert.ok(leaf, 'no Pebble certificate for n80.acme.test');
+    assert.match(pebble.output(), /validate w\/ HTTP: http:\/\/n80\.acme\.test:80\//);
+    const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '10', `http://${w.srv4}/`]);
+    assert.equal(r.status, 7, `port 80 with no service should refuse: ${r.status} ${r.stderr}`);
+    await jfe.stop();
+  });
+
+  await t.test('no service on port 443: tls-alpn-01 still validates', async () => {
+    jfe = await startJfe(w, acmeArgs(['--challenge', 'tls-alpn-01']));
+    const leaf = await pebbleLeaf('n443.acme.test');
+    assert.ok(leaf, 'no Pebble certificate for n443.acme.test');
+    assert.doesNotMatch(pebble.output(), /validate w\/ HTTP: http:\/\/n443\.acme\.test/);
   });
 });

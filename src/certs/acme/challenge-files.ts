@@ -20,7 +20,23 @@ function writeAtomicSync(file: string, data: string): void {
 
 /** The writer side: one file per http-01 token, one per tls-alpn-01 name. */
 export class ChallengeFiles {
+  private readonly pending = { 'http-01': new Set<string>(), 'tls-alpn-01': new Set<string>() };
+  /** Told which validation ports have a pending challenge (80, 443), so they are steered even with no service there. */
+  onPendingPorts: (ports: number[]) => void = () => undefined;
+
   constructor(readonly dir: string) {}
+
+  private changed(kind: 'http-01' | 'tls-alpn-01', id: string, add: boolean): void {
+    const set = this.pending[kind];
+    const before = set.size;
+    if (add) set.add(id);
+    else set.delete(id);
+    if ((before === 0) === (set.size === 0)) return;
+    const ports: number[] = [];
+    if (this.pending['http-01'].size > 0) ports.push(80);
+    if (this.pending['tls-alpn-01'].size > 0) ports.push(443);
+    this.onPendingPorts(ports);
+  }
 
   async open(): Promise<void> {
     for (const sub of ['http-01', 'tls-alpn-01']) {
@@ -31,15 +47,18 @@ export class ChallengeFiles {
   setHttp01(token: string, keyAuthorization: string): void {
     if (!TOKEN_RE.test(token)) throw new JfeError('JFE_ERR_CERT', `ACME server sent an unusable http-01 token ${JSON.stringify(token.slice(0, 40))}`);
     writeAtomicSync(path.join(this.dir, 'http-01', token), keyAuthorization);
+    this.changed('http-01', token, true);
   }
 
   setTlsAlpn01(name: string, certPem: string, keyPem: string): void {
     writeAtomicSync(path.join(this.dir, 'tls-alpn-01', `${name}.pem`), `${keyPem.trim()}\n${certPem.trim()}\n`);
+    this.changed('tls-alpn-01', name, true);
   }
 
   remove(kind: 'http-01' | 'tls-alpn-01', id: string): void {
     const file = kind === 'http-01' ? path.join(this.dir, kind, id) : path.join(this.dir, kind, `${id}.pem`);
     fs.rmSync(file, { force: true });
+    this.changed(kind, id, false);
   }
 }
 
