@@ -259,6 +259,13 @@ export const OPTIONS = {
     hidden: true,
     schema: duration(100, 3_600_000),
   }),
+  acmeRenewCheck: def({
+    type: 'string',
+    describe: 'how often stored ACME certificates are checked for renewal, besides the check at each handshake (for tests)',
+    default: '1h',
+    hidden: true,
+    schema: duration(100, 86_400_000),
+  }),
   acmeClockOffset: def({
     type: 'string',
     describe: 'shifts the clock ACME renewal is judged by (for tests)',

@@ -23,7 +23,7 @@ import type { Logger } from '../log';
 
 export const ACME_OPTION_NAMES = [
   'issuer', 'acmeDirectory', 'staging', 'acmeEmail', 'acmeEabKid', 'acmeEabHmacKey', 'acmeFallbackDirectory',
-  'acmeCaFile', 'issueWait', 'challenge', 'domain', 'acmeRetryMin', 'acmeClockOffset',
+  'acmeCaFile', 'issueWait', 'challenge', 'domain', 'acmeRetryMin', 'acmeRenewCheck', 'acmeClockOffset',
 ] as const;
 type AcmeSettings = Settings<(typeof ACME_OPTION_NAMES)[number] | 'runDir' | 'ports' | 'excludePorts'>;
 
@@ -130,6 +130,7 @@ export class AcmeOwner {
       retryMinMs: s.acmeRetryMin,
       retryMaxMs: 3_600_000,
     });
+    orders.startRenewalTimer(s.acmeRenewCheck);
     acmeLog.info({ directory: primaryUrl, fallback: s.acmeFallbackDirectory || null, challenges: types, domains: splitList(s.domain) }, 'ACME ready');
     return new AcmeOwner(orders, files);
   }

@@ -7,10 +7,10 @@ import { X509Certificate } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import type { Logger } from '../../log';
 import type { CertEvents } from '../cert-events';
-import { fileSafeName } from '../cert-name';
+import { fileSafeName, nameFromFileSafe } from '../cert-name';
 import type { IssuedCert, Issuer } from '../issuer';
 import type { NamePolicy } from '../name-policy';
-import type { StateDir } from '../state-dir';
+import { type StateDir, isTempName } from '../state-dir';
 import { CERTS_DIR, CERT_FILE, type CertStore, KEY_FILE } from '../store';
 import { acmeRenewalDue } from './renewal';
 
@@ -44,6 +44,8 @@ interface Backoff {
 export class AcmeOrders {
   private readonly inFlight = new Map<string, Promise<OrderReply>>();
   private readonly backoff = new Map<string, Backoff>();
+  /** The address a client last dialled for a name: what a renewal with no handshake checks policy against. */
+  private readonly lastDialled = new Map<string, string>();
   private readonly log: Logger;
   private readonly now: () => number;
   /** Orders placed since start (all issuers), for tests and status. */
@@ -60,6 +62,7 @@ export class AcmeOrders {
    * new order, if policy allows. Never rejects.
    */
   async request(name: string, dialledAddress: string): Promise<OrderReply> {
+    this.noteDialled(name, dialledAddress);
     const stored = await this.readStored(name);
     if (stored && !acmeRenewalDue(stored.info, this.now())) return { kind: 'cert', certPem: stored.certPem, keyPem: stored.keyPem };
     const pending = this.inFlight.get(name);
@@ -74,6 +77,58 @@ export class AcmeOrders {
     const p = this.order(name).finally(() => this.inFlight.delete(name));
     this.inFlight.set(name, p);
     return p;
+  }
+
+  /**
+   * Renews every stored leaf that is due, whether or not a client asked for
+   * it lately, so a name used rarely does not find its certificate expired.
+   * One at a time: a renewal wave must not burst at the CA. Policy still
+   * applies (against the address last dialled for the name, if known).
+   */
+  async renewDue(): Promise<number> {
+    let renewed = 0;
+    for (const name of await this.storedNames()) {
+      const stored = await this.readStored(name);
+      if (!stored || !acmeRenewalDue(stored.info, this.now()) || this.inFlight.has(name)) continue;
+      const reply = await this.request(name, this.lastDialled.get(name) ?? '');
+      if (reply.kind === 'cert') renewed++;
+    }
+    return renewed;
+  }
+
+  /** Runs renewDue every intervalMs; a failure is logged and the next pass retries. */
+  startRenewalTimer(intervalMs: number): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.renewDue()
+        .catch((err: unknown) => this.log.warn({ err }, 'renewal pass failed; the next pass retries'))
+        .finally(() => (running = false));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private noteDialled(name: string, address: string): void {
+    this.lastDialled.delete(name);
+    this.lastDialled.set(name, address);
+    if (this.lastDialled.size > MAX_BACKOFF_ENTRIES) {
+      const oldest = this.lastDialled.keys().next();
+      if (oldest.done !== true) this.lastDialled.delete(oldest.value);
+    }
+  }
+
+  private async storedNames(): Promise<string[]> {
+    try {
+      const entries = await fsp.readdir(this.opts.stateDir.path(CERTS_DIR, ACME_STORE_ISSUER), { withFileTypes: true });
+      return entries
+        .filter((e) => e.isDirectory() && !isTempName(e.name))
+        .map((e) => nameFromFileSafe(e.name))
+        .filter((n): n is string => n !== null);
+    } catch {
+      return []; // nothing stored yet
+    }
   }
 
   private async order(name: string): Promise<OrderReply> {

@@ -38,9 +38,12 @@ export class ChallengeFiles {
     this.onPendingPorts(ports);
   }
 
+  /** Makes the directories, and clears what a previous run left: no order is pending at start. */
   async open(): Promise<void> {
     for (const sub of ['http-01', 'tls-alpn-01']) {
-      await fsp.mkdir(path.join(this.dir, sub), { recursive: true, mode: 0o700 });
+      const dir = path.join(this.dir, sub);
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     }
   }
 

@@ -45,7 +45,7 @@ class FakePolicy implements NamePolicy {
 async function setup(t: TestContext, clock = { now: Date.now() }) {
   const log = bufferLogger();
   const stateDir = await StateDir.open(tempDir(t), log);
-  const ca = await InternalCa.open({ stateDir, log });
+  const ca = await InternalCa.open({ stateDir, log, now: () => clock.now });
   const issuer = new FakeAcme(ca);
   const policy = new FakePolicy();
   const store = await CertStore.open({ stateDir, log, maxContexts: 1 });
@@ -94,6 +94,18 @@ test('a leaf past two thirds of its lifetime (plus jitter) is renewed, once', as
   s.clock.now += 10 * DAY_MS; // 65 days: due (60 + at most 3 of jitter)
   await Promise.all([s.orders.request('c.ok.test', '10.0.0.1'), s.orders.request('c.ok.test', '10.0.0.1')]);
   assert.equal(s.issuer.asked.length, 2);
+});
+
+test('renewDue renews stored leaves that are due even with no handshake, and only those', async (t) => {
+  const s = await setup(t);
+  await s.orders.request('e.ok.test', '10.0.0.1');
+  s.clock.now += 30 * DAY_MS;
+  await s.orders.request('f.ok.test', '10.0.0.1');
+  assert.equal(await s.orders.renewDue(), 0);
+  s.clock.now += 35 * DAY_MS; // e: 65 days old, due; f: 35 days, not
+  assert.equal(await s.orders.renewDue(), 1);
+  assert.deepEqual(s.issuer.asked, ['e.ok.test', 'f.ok.test', 'e.ok.test']);
+  assert.equal(await s.orders.renewDue(), 0);
 });
 
 test('a worker waits at most issueWaitMs, then gets the internal CA; the ACME leaf serves later handshakes', async (t) => {
