@@ -25,7 +25,19 @@ export const ACME_OPTION_NAMES = [
   'issuer', 'acmeDirectory', 'staging', 'acmeEmail', 'acmeEabKid', 'acmeEabHmacKey', 'acmeFallbackDirectory',
   'acmeCaFile', 'issueWait', 'challenge', 'domain', 'acmeRetryMin', 'acmeRenewCheck', 'acmeClockOffset',
 ] as const;
-type AcmeSettings = Settings<(typeof ACME_OPTION_NAMES)[number] | 'runDir' | 'ports' | 'excludePorts'>;
+type AcmeSettings = Settings<(typeof ACME_OPTION_NAMES)[number] | 'runDir' | 'ports' | 'excludePorts' | 'helloTimeout'>;
+
+/** Time a handshake keeps, after the wait, to get the internal CA's certificate and finish. */
+const FALLBACK_MARGIN_MS = 2000;
+
+/**
+ * The wait a handshake really gets: --issue-wait, but short enough that the
+ * fallback certificate still arrives within --hello-timeout (which bounds the
+ * whole handshake); otherwise a slow CA would cost the client its connection.
+ */
+export function effectiveIssueWaitMs(s: Pick<AcmeSettings, 'issueWait' | 'helloTimeout'>): number {
+  return Math.max(0, Math.min(s.issueWait, s.helloTimeout - FALLBACK_MARGIN_MS));
+}
 
 const ORDER_MESSAGE = 'jfe:acme-order';
 const REPLY_MESSAGE = 'jfe:acme-reply';
@@ -80,6 +92,14 @@ export function validateAcmeSettings(s: AcmeSettings): void {
   if (challengeTypes(s).length === 0) throw bad('--issuer acme needs port 80 (http-01) or 443 (tls-alpn-01) among the steered ports');
 }
 
+/** Startup notes on settings that were adjusted, not refused. */
+export function logAcmeSettings(s: AcmeSettings, log: Logger): void {
+  if (s.issuer !== 'acme') return;
+  const wait = effectiveIssueWaitMs(s);
+  if (wait < s.issueWait) log.info({ issueWaitMs: s.issueWait, helloTimeoutMs: s.helloTimeout, effectiveMs: wait }, 'issue wait shortened to fit within the hello timeout');
+  if (splitList(s.domain).length === 0) log.warn({}, 'issuer acme with no --domain: every name gets the internal CA');
+}
+
 /** The primary's side: account, policy, issuers, orders; serves workers' requests. */
 export class AcmeOwner {
   private constructor(
@@ -131,6 +151,7 @@ export class AcmeOwner {
       retryMaxMs: 3_600_000,
     });
     orders.startRenewalTimer(s.acmeRenewCheck);
+    logAcmeSettings(s, acmeLog);
     acmeLog.info({ directory: primaryUrl, fallback: s.acmeFallbackDirectory || null, challenges: types, domains: splitList(s.domain) }, 'ACME ready');
     return new AcmeOwner(orders, files);
   }
@@ -181,7 +202,7 @@ export function openAcmeWorker(
     requestOrder,
     events: NO_CERT_EVENTS,
     log: deps.log,
-    issueWaitMs: s.issueWait,
+    issueWaitMs: effectiveIssueWaitMs(s),
     now: () => Date.now() + offset,
   });
   return { certs, challenges: readChallengeFiles(challengesDir(s)) };
