@@ -102,35 +102,48 @@ export async function startChallTestSrv(w: World): Promise<{ dnsServer: string; 
  * challtestsrv resolves to the server namespace. No artificial sleeps, no
  * nonce rejections, no reused authorizations: every order is validated.
  */
-export async function startPebble(w: World, dnsServer: string, opts: { validitySeconds?: number } = {}): Promise<Pebble> {
-  const dir = path.join(w.tmp, 'pebble');
-  const pki = makeServicePki(path.join(dir, 'https'), 'pebble', w.cli4);
+export async function startPebble(
+  w: World,
+  dnsServer: string,
+  opts: { validitySeconds?: number; instance?: number; eabKeys?: Record<string, string> } = {},
+): Promise<Pebble> {
+  const instance = opts.instance ?? 0;
+  const dir = path.join(w.tmp, `pebble-${instance}`);
+  fs.mkdirSync(dir, { recursive: true });
+  // One HTTPS test CA for every Pebble of the world: jfe takes one --acme-ca-file.
+  const httpsDir = path.join(w.tmp, 'pebble-https');
+  const pki = fs.existsSync(path.join(httpsDir, 'leaf.crt'))
+    ? { caCert: path.join(httpsDir, 'ca.crt'), cert: path.join(httpsDir, 'leaf.crt'), key: path.join(httpsDir, 'leaf.key') }
+    : makeServicePki(httpsDir, 'pebble', w.cli4);
+  const port = PEBBLE_PORT + instance;
+  const managementPort = MANAGEMENT_PORT + instance;
   const config = {
     pebble: {
-      listenAddress: `${w.cli4}:${PEBBLE_PORT}`,
-      managementListenAddress: `${w.cli4}:${MANAGEMENT_PORT}`,
+      listenAddress: `${w.cli4}:${port}`,
+      managementListenAddress: `${w.cli4}:${managementPort}`,
       certificate: pki.cert,
       privateKey: pki.key,
       httpPort: 80,
       tlsPort: 443,
       ocspResponderURL: '',
-      externalAccountBindingRequired: false,
+      externalAccountBindingRequired: opts.eabKeys !== undefined,
+      ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
       ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
     },
   };
   const configFile = path.join(dir, 'pebble-config.json');
   fs.writeFileSync(configFile, JSON.stringify(config));
-  const d = spawnLogged(w, w.cli, ['pebble', '-config', configFile, '-dnsserver', dnsServer], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' }, 'pebble');
-  await waitForPortIn(w.cli, w.cli4, PEBBLE_PORT);
-  await waitForPortIn(w.cli, w.cli4, MANAGEMENT_PORT);
+  const d = spawnLogged(w, w.cli, ['pebble', '-config', configFile, '-dnsserver', dnsServer], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' }, `pebble-${instance}`);
+  await waitForPortIn(w.cli, w.cli4, port);
+  await waitForPortIn(w.cli, w.cli4, managementPort);
   return {
     proc: d.proc,
-    directory: `https://${w.cli4}:${PEBBLE_PORT}/dir`,
+    directory: `https://${w.cli4}:${port}/dir`,
     httpsCaFile: pki.caCert,
     output: d.output,
     orders: () => (d.output().match(/POST \/order-plz/g) ?? []).length,
     async rootPem() {
-      const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '5', '--cacert', pki.caCert, `https://${w.cli4}:${MANAGEMENT_PORT}/roots/0`]);
+      const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '5', '--cacert', pki.caCert, `https://${w.cli4}:${managementPort}/roots/0`]);
       if (r.status !== 0 || !r.stdout.includes('BEGIN CERTIFICATE')) throw new Error(`pebble root: ${r.stderr}${r.stdout}`);
       return r.stdout;
     },

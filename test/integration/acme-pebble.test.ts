@@ -68,7 +68,7 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
   const nginx = await startPlainNginx(w, [80, 443, 8080]);
   const pebbleRoot = path.join(w.tmp, 'pebble-root.pem');
   fs.writeFileSync(pebbleRoot, await pebble.rootPem());
-  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test', 'n80.acme.test', 'n443.acme.test']) await dns.addA(name, w.srv4);
+  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test', 'n80.acme.test', 'n443.acme.test', 'fb.acme.test']) await dns.addA(name, w.srv4);
 
   const acmeArgs = (extra: string[]): string[] => [
     '--issuer', 'acme', '--acme-directory', pebble.directory, '--acme-ca-file', pebble.httpsCaFile,
@@ -201,5 +201,25 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
     const leaf = await pebbleLeaf('n443.acme.test');
     assert.ok(leaf, 'no Pebble certificate for n443.acme.test');
     assert.doesNotMatch(pebble.output(), /validate w\/ HTTP: http:\/\/n443\.acme\.test/);
+  });
+
+  await t.test('the first CA unreachable: the fallback directory issues, with external account binding', async () => {
+    await jfe.stop();
+    const hmac = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W';
+    const second = await startPebble(w, dns.dnsServer, { instance: 1, eabKeys: { 'kid-1': hmac } });
+    const secondRoot = path.join(w.tmp, 'pebble-1-root.pem');
+    fs.writeFileSync(secondRoot, await second.rootPem());
+    const firstOrders = pebble.orders();
+    jfe = await startJfe(w, [
+      '--issuer', 'acme', '--acme-directory', `https://${w.cli4}:14999/dir`, '--acme-fallback-directory', second.directory,
+      '--acme-eab-kid', 'kid-1', '--acme-eab-hmac-key', hmac, '--acme-ca-file', pebble.httpsCaFile,
+      '--domain', '*.acme.test', '--acme-retry-min', '1s',
+    ]);
+    const leaf = await pebbleLeaf('fb.acme.test');
+    assert.ok(leaf, 'no certificate from the fallback directory');
+    const r = await curl('fb.acme.test', secondRoot);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(second.orders(), 1);
+    assert.equal(pebble.orders(), firstOrders);
   });
 });

@@ -43,6 +43,14 @@ const MAX_CN = 64;
  */
 export function configureAcmeHttp(extraCaPem: string | null, log: Logger): void {
   acme.axios.defaults.timeout = REQUEST_TIMEOUT_MS;
+  // acme-client retries a failed request 5 times, 5 s apart and growing (75 s
+  // for a CA that refuses connections), before the fallback CA gets a chance.
+  // Twice, 2 s and 4 s, is enough for a blip; a Retry-After is still honoured.
+  const settings = (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number; retryDefaultDelay: number } }).acmeSettings;
+  if (settings) {
+    settings.retryMaxAttempts = 2;
+    settings.retryDefaultDelay = 2;
+  }
   if (extraCaPem !== null) acme.axios.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, extraCaPem], keepAlive: true });
   const acmeLog = log.child({ component: 'acme-client' });
   acme.setLogger((msg) => acmeLog.debug({ msg }, 'acme-client'));
