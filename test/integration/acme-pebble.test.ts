@@ -64,11 +64,11 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
   if (!requireRoot(t, ['nginx', 'curl', 'pebble', 'pebble-challtestsrv', 'openssl'])) return;
   const w = createWorld(t);
   const dns = await startChallTestSrv(w);
-  const pebble = await startPebble(w, dns.dnsServer, { validitySeconds: 30 * 86_400 });
+  let pebble = await startPebble(w, dns.dnsServer, { validitySeconds: 30 * 86_400 });
   const nginx = await startPlainNginx(w, [80, 443, 8080]);
   const pebbleRoot = path.join(w.tmp, 'pebble-root.pem');
   fs.writeFileSync(pebbleRoot, await pebble.rootPem());
-  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test', 'n80.acme.test', 'n443.acme.test', 'fb.acme.test']) await dns.addA(name, w.srv4);
+  for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test', 'n80.acme.test', 'n443.acme.test', 'fb.acme.test', 'down.acme.test']) await dns.addA(name, w.srv4);
 
   const acmeArgs = (extra: string[]): string[] => [
     '--issuer', 'acme', '--acme-directory', pebble.directory, '--acme-ca-file', pebble.httpsCaFile,
@@ -179,6 +179,22 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
     assert.ok(!stalled);
     const leaf = await pebbleLeaf('slow.acme.test');
     assert.ok(leaf, 'no ACME certificate after Pebble came back');
+  });
+
+  await t.test('Pebble down: handshakes get the internal CA, the agent stays up, a restarted Pebble issues', async () => {
+    await pebble.stop();
+    const leaf = await leafFor(w, 'down.acme.test', 15_000);
+    assert.ok(!isPebbleLeaf(leaf));
+    assert.ok(leaf.checkHost('down.acme.test'));
+    assert.equal(jfe.proc.exitCode, null);
+    // A new Pebble knows no account and has a new root: jfe registers again.
+    pebble = await startPebble(w, dns.dnsServer, { validitySeconds: 30 * 86_400 });
+    const issued = await pebbleLeaf('down.acme.test');
+    assert.ok(issued, 'no ACME certificate after Pebble came back');
+    const root = path.join(w.tmp, 'pebble-root-2.pem');
+    fs.writeFileSync(root, await pebble.rootPem());
+    const r = await curl('down.acme.test', root);
+    assert.equal(r.status, 0, r.stderr);
   });
 
   // From here no service listens on 80 or 443: jfe steers them only while a challenge is pending.

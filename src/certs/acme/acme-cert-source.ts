@@ -52,7 +52,7 @@ export class AcmeCertSource implements CertSource {
     const now = this.now();
     const held = this.opts.store.lookup(ACME_STORE_ISSUER, name);
     if (held && now < held.info.notAfter.getTime()) {
-      if (acmeRenewalDue(held.info, now)) this.renew(name, req.localAddress);
+      if (acmeRenewalDue(held.info, now)) this.renew(name, canonicalIp(req.localAddress) ?? req.localAddress);
       return Promise.resolve(held.context);
     }
     const until = this.negative.get(name);
@@ -60,7 +60,7 @@ export class AcmeCertSource implements CertSource {
       if (Date.now() < until) return this.opts.internal.contextFor(req);
       this.negative.delete(name);
     }
-    return this.waitBounded(this.obtain(name, req.localAddress), req);
+    return this.waitBounded(this.obtain(name, canonicalIp(req.localAddress) ?? req.localAddress), req);
   }
 
   /** Resolves when no request is pending (tests, drain). */

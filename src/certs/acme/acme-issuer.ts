@@ -75,16 +75,20 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 export class AcmeIssuer implements Issuer {
   readonly name: string;
-  private readonly client: acme.Client;
+  private client: acme.Client;
   private readonly log: Logger;
 
   constructor(private readonly opts: AcmeIssuerOptions) {
     this.name = opts.name;
     this.log = opts.log.child({ component: 'acme', issuer: opts.name });
-    this.client = new acme.Client({
-      directoryUrl: opts.directoryUrl,
-      accountKey: opts.accountKeyPem,
-      ...(opts.eab ? { externalAccountBinding: opts.eab } : {}),
+    this.client = this.createClient();
+  }
+
+  private createClient(): acme.Client {
+    return new acme.Client({
+      directoryUrl: this.opts.directoryUrl,
+      accountKey: this.opts.accountKeyPem,
+      ...(this.opts.eab ? { externalAccountBinding: this.opts.eab } : {}),
       backoffAttempts: 10,
       backoffMin: 500,
       backoffMax: 5000,
@@ -116,6 +120,9 @@ export class AcmeIssuer implements Issuer {
         `ACME order for ${name} at ${this.opts.directoryUrl}`,
       );
     } catch (err) {
+      // Start the next order afresh (directory, nonce, account lookup): the CA
+      // may have moved its endpoints or lost the account (a reset test CA).
+      this.client = this.createClient();
       throw new JfeError('JFE_ERR_CERT', `ACME order for ${name} at ${this.opts.directoryUrl} failed: ${(err as Error).message}`, { cause: err });
     }
     const leaf = new X509Certificate(chainPem);
