@@ -3,6 +3,7 @@
 // and every order (one per name for the whole jfe); workers ask it over the
 // fork IPC channel and read pending challenges from files in the run dir.
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { ChallengeResponder } from '../agent/acme-challenges';
@@ -90,6 +91,13 @@ export function validateAcmeSettings(s: AcmeSettings): void {
   if (s.staging && s.acmeDirectory !== '') throw bad('--staging and --acme-directory both name a directory: give one');
   if ((s.acmeEabKid === '') !== (s.acmeEabHmacKey === '')) throw bad('--acme-eab-kid and --acme-eab-hmac-key go together');
   if (challengeTypes(s).length === 0) throw bad('--issuer acme needs port 80 (http-01) or 443 (tls-alpn-01) among the steered ports');
+  if (s.acmeCaFile !== '') {
+    try {
+      fs.accessSync(s.acmeCaFile, fs.constants.R_OK);
+    } catch (err) {
+      throw bad(`--acme-ca-file ${s.acmeCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
 }
 
 /** Startup notes on settings that were adjusted, not refused. */

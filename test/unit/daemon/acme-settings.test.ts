@@ -27,6 +27,7 @@ test('validateAcmeSettings refuses contradictions with JFE_ERR_CONFIG_INVALID', 
     { ...base, acmeEabKid: 'kid' },
     { ...base, acmeEabHmacKey: 'a2V5' },
     { ...base, ports: '1000-2000' },
+    { ...base, acmeCaFile: '/nonexistent/pebble.minica.pem' },
   ];
   for (const s of bad) assert.throws(() => validateAcmeSettings(s), { code: 'JFE_ERR_CONFIG_INVALID' });
 });
