@@ -25,6 +25,9 @@ class CountingIssuer implements Issuer {
   failFor = new Set<string>();
   failAll = false;
   stallFor = new Set<string>();
+  /** Stalled issuances go on when this resolves. */
+  release!: () => void;
+  private readonly gate = new Promise<void>((r) => (this.release = r));
 
   constructor(private readonly inner: Issuer) {
     this.name = inner.name;
@@ -35,7 +38,7 @@ class CountingIssuer implements Issuer {
     // Yield first, so concurrent callers really overlap with the issuance.
     await new Promise((r) => setImmediate(r));
     if (this.failAll || this.failFor.has(name)) throw new Error(`test issuer refuses ${name}`);
-    if (this.stallFor.has(name)) await new Promise((r) => setTimeout(r, 300));
+    if (this.stallFor.has(name)) await this.gate;
     return this.inner.issue(name);
   }
 }
@@ -201,10 +204,16 @@ test('when even the dialled address cannot be issued, contextFor rejects', async
 });
 
 test('a stalled issuance is waited for only up to issueTimeoutMs, then falls back; it still completes', async (t) => {
-  const s = await setup(tempDir(t), { manager: { issueTimeoutMs: 50 } });
+  // Generous: the fallback's own issuance must fit in it on a loaded machine.
+  const s = await setup(tempDir(t), { manager: { issueTimeoutMs: 1000 } });
   s.issuer.stallFor.add('slow.example');
+  // The manager's timers are unref'd; this keeps the test's event loop alive while it waits.
+  const keepAlive = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(keepAlive));
   const ctx = await s.manager.contextFor({ servername: 'slow.example', localAddress: LOCAL });
   assert.equal(ctx, await s.manager.contextFor({ servername: null, localAddress: LOCAL }));
+  assert.equal(s.manager.describe('slow.example'), undefined, 'not there yet: the handshake did not wait for it');
+  s.issuer.release();
   await s.manager.idle();
   assert.ok(s.manager.describe('slow.example'), 'stored when it finally arrived');
 });
