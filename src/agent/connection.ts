@@ -585,40 +585,65 @@ class Sniffer implements ConnectionHandle {
 
   /**
    * Passes the client's first plaintext after the handshake through the
-   * dialogue's transform on its way upstream. False: it failed and all is closed.
+   * dialogue's transform on its way upstream (and the service's answers back,
+   * when the transform has upstreamData). False: it failed and all is closed.
    */
   private transformFirst(secure: tls.TLSSocket, upstream: net.Socket, transform: SessionTransform): Promise<boolean> {
     const { deps } = this;
     return new Promise((resolve) => {
       let seen = 0;
+      let clientDone = false;
+      let upstreamDone = transform.upstreamData === undefined;
       const settle = (ok: boolean): void => {
         clearTimeout(timer);
         secure.off('data', onData);
         secure.off('end', onGone);
         secure.off('close', onGone);
         secure.pause();
+        upstream.off('data', onUpstreamData);
+        upstream.off('end', onGone);
+        upstream.off('close', onGone);
+        upstream.pause();
         if (!ok) {
           this.destroy();
           this.end('none', null);
         }
         resolve(ok);
       };
-      const onData = (chunk: Buffer): void => {
+      const step = (chunk: Buffer, rewrite: (c: Buffer) => { forward: Buffer; done: boolean }, to: net.Socket): boolean | null => {
         seen += chunk.length;
         let r: { forward: Buffer; done: boolean };
         try {
-          r = transform.clientData(chunk);
+          r = rewrite(chunk);
         } catch {
           deps.events.handshakeFailed('upgrade-invalid');
           settle(false);
-          return;
+          return null;
         }
-        if (r.forward.length > 0) upstream.write(r.forward);
-        if (r.done) settle(true);
-        else if (seen > MAX_TRANSFORM_BYTES) {
+        if (r.forward.length > 0) to.write(r.forward);
+        if (seen > MAX_TRANSFORM_BYTES && !r.done) {
           deps.events.handshakeFailed('upgrade-invalid');
           settle(false);
+          return null;
         }
+        return r.done;
+      };
+      const onData = (chunk: Buffer): void => {
+        if (clientDone) {
+          upstream.write(chunk);
+          return;
+        }
+        const done = step(chunk, (c) => transform.clientData(c), upstream);
+        if (done === null) return;
+        clientDone = done;
+        // Without upstreamData the phase is the client's; with it, the service's answer ends it.
+        if (transform.upstreamData === undefined ? clientDone : upstreamDone) settle(true);
+      };
+      const onUpstreamData = (chunk: Buffer): void => {
+        const done = transform.upstreamData ? step(chunk, (c) => transform.upstreamData?.(c) ?? { forward: c, done: true }, secure) : true;
+        if (done === null) return;
+        upstreamDone = done;
+        if (upstreamDone) settle(true);
       };
       const onGone = (): void => settle(false);
       const timer = setTimeout(() => settle(false), deps.opts.helloTimeoutMs);
@@ -626,6 +651,12 @@ class Sniffer implements ConnectionHandle {
       secure.once('end', onGone);
       secure.once('close', onGone);
       secure.resume();
+      if (!upstreamDone) {
+        upstream.on('data', onUpstreamData);
+        upstream.once('end', onGone);
+        upstream.once('close', onGone);
+        upstream.resume();
+      }
     });
   }
 

@@ -39,6 +39,13 @@ export type UpgradeOutcome =
 export interface SessionTransform {
   /** Returns the bytes to forward now and whether it wants to see more. */
   clientData(chunk: Buffer): { forward: Buffer; done: boolean };
+  /**
+   * Optional: rewrites the service's bytes to the client in the same phase
+   * (MySQL: its sequence numbers until authentication ends). When present,
+   * the phase ends when this says done, whatever clientData said; clientData
+   * must hold nothing back by then.
+   */
+  upstreamData?(chunk: Buffer): { forward: Buffer; done: boolean };
 }
 
 export interface Dialogue {
