@@ -48,7 +48,7 @@ export function parseGreeting(payload: Buffer): Greeting | null {
   let extendedCaps: number | null = null;
   // charset(1) status(2) caps-high(2) scramble-len(1) reserved(6) ext(4)
   if (payload.length >= capsOffset + 7) caps = (caps | (payload.readUInt16LE(capsOffset + 5) << 16)) >>> 0;
-  if (payload.length >= capsOffset + 20 && (caps & CLIENT_MYSQL) === 0) extendedCaps = payload.readUInt32LE(capsOffset + 16);
+  if (payload.length >= capsOffset + 18 && (caps & CLIENT_MYSQL) === 0) extendedCaps = payload.readUInt32LE(capsOffset + 14);
   return { version: payload.subarray(1, nul).toString('latin1'), capsOffset, caps, extendedCaps };
 }
 
