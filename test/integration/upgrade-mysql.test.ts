@@ -5,6 +5,10 @@
 // aside; malformed and truncated requests close cleanly and the next
 // connection works.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type net from 'node:net';
+import tls from 'node:tls';
 import { test } from 'node:test';
 import { connectRaw, receiveAll } from '../helpers/clients';
 import { startMariadb } from '../helpers/databases';
@@ -54,6 +58,38 @@ test('MariaDB: the SSL flag offered and answered by jfe, or by the server when i
     assert.match(r.stderr, /Access denied for user 'jfe'/, r.stderr);
   });
 
+  await t.test('a strict client (checks every sequence number) logs in over jfe\'s TLS through an auth switch', async () => {
+    const s = await connectRaw(w.cli, w.srv4, 3306);
+    const strict = new StrictPackets(s);
+    const g = await strict.read(0);
+    const nul = g.indexOf(0, 1);
+    const capsAt = nul + 1 + 4 + 8 + 1;
+    assert.notEqual(g.readUInt16LE(capsAt) & CLIENT_SSL, 0, 'SSL offered');
+    const caps = 0x200 | 0x8000 | 0x80000 | CLIENT_SSL | 0x1; // PROTOCOL_41 SECURE_CONNECTION PLUGIN_AUTH SSL LONG_PASSWORD
+    const fixed = Buffer.alloc(32);
+    fixed.writeUInt32LE(caps >>> 0, 0);
+    fixed.writeUInt32LE(1 << 24, 4);
+    fixed[8] = 0x2d;
+    strict.write(1, fixed);
+    const secure = tls.connect({ socket: s, ca: fs.readFileSync(jfe.caFile, 'utf8'), checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+    strict.over(secure);
+    // Ask for a plugin the account does not use, so the server switches (one more round trip).
+    strict.write(2, Buffer.concat([fixed, Buffer.from('jfe\0'), Buffer.from([0]), Buffer.from('client_ed25519\0')]));
+    const sw = await strict.read(3);
+    assert.equal(sw[0], 0xfe, 'an auth switch request');
+    const pluginEnd = sw.indexOf(0, 1);
+    assert.equal(sw.subarray(1, pluginEnd).toString(), 'mysql_native_password');
+    const scramble = sw.subarray(pluginEnd + 1, pluginEnd + 21);
+    strict.write(4, nativePassword('jfe-pw', scramble));
+    const ok = await strict.read(5);
+    assert.equal(ok[0], 0x00, `OK after login, got ${ok.toString('latin1')}`);
+    strict.write(0, Buffer.from("\x03SELECT 'strict'", 'latin1'));
+    const cols = await strict.read(1);
+    assert.equal(cols[0], 1, 'one column');
+    secure.destroy();
+  });
+
   await t.test('TLS on at the server: jfe steps aside, the client sees the server\'s own certificate', async () => {
     const own = await mariadb(3307, ['--ssl', `--ssl-ca=${pki.caCert}`, '--ssl-verify-server-cert'], "SHOW SESSION STATUS LIKE 'Ssl_cipher'");
     assert.equal(own.status, 0, own.stderr);
@@ -97,3 +133,60 @@ test('MariaDB: the SSL flag offered and answered by jfe, or by the server when i
     });
   }
 });
+
+/** mysql_native_password: SHA1(pw) XOR SHA1(scramble + SHA1(SHA1(pw))). */
+function nativePassword(pw: string, scramble: Buffer): Buffer {
+  const sha1 = (b: Buffer | string): Buffer => crypto.createHash('sha1').update(b).digest();
+  const h1 = sha1(pw);
+  const h2 = sha1(Buffer.concat([scramble, sha1(h1)]));
+  return Buffer.from(h1.map((b, i) => b ^ (h2[i] ?? 0)));
+}
+
+/** Packets read and written with the sequence numbers a strict client (Go, PHP, JDBC) insists on. */
+class StrictPackets {
+  private sock: net.Socket;
+  private buf = Buffer.alloc(0);
+  private wake: (() => void) | null = null;
+  private readonly onData = (d: Buffer): void => {
+    this.buf = Buffer.concat([this.buf, d]);
+    this.wake?.();
+  };
+
+  constructor(sock: net.Socket) {
+    this.sock = sock;
+    sock.on('data', this.onData);
+  }
+
+  over(next: net.Socket): void {
+    this.sock.off('data', this.onData);
+    this.sock = next;
+    next.on('data', this.onData);
+  }
+
+  write(seq: number, payload: Buffer): void {
+    const h = Buffer.alloc(4);
+    h.writeUIntLE(payload.length, 0, 3);
+    h[3] = seq;
+    this.sock.write(Buffer.concat([h, payload]));
+  }
+
+  async read(seq: number): Promise<Buffer> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (this.buf.length >= 4) {
+        const len = this.buf.readUIntLE(0, 3);
+        if (this.buf.length >= 4 + len) {
+          assert.equal(this.buf[3], seq, 'packet sequence number');
+          const p = this.buf.subarray(4, 4 + len);
+          this.buf = this.buf.subarray(4 + len);
+          return p;
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`no packet ${seq}; have ${this.buf.toString('hex')}`);
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, 100);
+      });
+    }
+  }
+}
