@@ -1092,6 +1092,33 @@ describe('handleConnection, in-band upgrades', () => {
     await finished(await rig.conns.at(0));
   });
 
+  test('a transform with upstreamData rewrites both ways until the service\'s answer ends it; an idle client then stays', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    // Like MySQL's sequence shift: the client side never says done; the service's answer ends the phase.
+    const both = (): SessionTransform => ({
+      clientData: (chunk) => ({ forward: Buffer.concat([Buffer.from('C:'), chunk]), done: false }),
+      upstreamData: (chunk) => ({ forward: Buffer.concat([Buffer.from('S:'), chunk]), done: chunk.includes('END') }),
+    });
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(both)) });
+    const raw = net.connect({ host: HOST, port: rig.port });
+    rig.sockets.push(raw);
+    await expectText(raw, '220 hi\r\n');
+    raw.write('STARTTLS\r\n');
+    await expectText(raw, 'GO\r\n');
+    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+    await once(c, 'secureConnect');
+    c.write('ONE\r\n');
+    assert.equal((await readN(c, 10)).toString(), 'S:+C:ONE\r\n');
+    c.write('END\r\n');
+    assert.equal((await readN(c, 10)).toString(), 'S:+C:END\r\n');
+    await delay(OPTS.helloTimeoutMs + 200);
+    c.write('AFTER\r\n');
+    assert.equal((await readN(c, 8)).toString(), '+AFTER\r\n', 'unchanged once done, and not closed while idle');
+    c.destroy();
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls[0], ['opened', 'upgrade', rig.port, 'smtp']);
+  });
+
   test('the dialogue steps aside: everything is relayed unchanged as plaintext', LIMIT, async (t) => {
     const service = await startService(t, 'plain', bannerThenEcho);
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()) });
