@@ -101,7 +101,15 @@ export async function rig(dialogue: Dialogue, first: string | Buffer): Promise<R
   }
   const baseline = [dialogueClient, dialogueUpstream].map(listeners);
   const abort = new AbortController();
-  const outcome = dialogue.run(dialogueClient, dialogueUpstream, Buffer.from(first), abort.signal);
+  // A dialogue that never decides fails the test instead of hanging it.
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = Promise.race([
+    dialogue.run(dialogueClient, dialogueUpstream, Buffer.from(first), abort.signal),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the dialogue did not decide within 5 s')), 5000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  outcome.catch(() => undefined);
   return {
     client: new Peer(testClient),
     server: new Peer(testServer),
