@@ -95,7 +95,8 @@ class SmtpDialogue implements Dialogue {
       io.write('client', withStartTls(reply));
       offered = true;
     }
-    throw new DialogueStop(`more than ${MAX_COMMANDS} commands before STARTTLS`);
+    // A client that keeps saying EHLO is odd, not hostile to the service: step aside.
+    return passthrough();
   }
 }
 

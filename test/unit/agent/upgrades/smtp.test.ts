@@ -44,6 +44,23 @@ describe('smtp dialogue', () => {
     assert.ok(leftClean(r));
   });
 
+  test('a client that repeats EHLO past the bound: passthrough from there, not a close', async () => {
+    const r = await start('220 mx\r\n');
+    await r.client.until('\r\n');
+    for (let i = 0; i < 10; i++) {
+      await r.client.send(`EHLO c${i}\r\n`);
+      assert.equal(await r.server.until('\r\n'), `EHLO c${i}\r\n`);
+      await r.server.send('250 mx\r\n');
+      await r.client.until('STARTTLS\r\n');
+    }
+    // After the tenth answer the dialogue steps aside instead of closing: whatever the
+    // client says next goes to the service through the relay.
+    const out = await r.outcome;
+    assert.ok(out.kind === 'passthrough', `got ${out.kind}`);
+    assert.equal(out.clientRest.length + out.upstreamRest.length, 0);
+    assert.ok(leftClean(r));
+  });
+
   test('a one-line EHLO answer becomes two lines, the last in "250 " form', async () => {
     const r = await start('220 mx\r\n');
     await r.client.until('\r\n');
