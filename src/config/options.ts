@@ -269,12 +269,6 @@ export const OPTIONS = {
     default: 'auto',
     schema: z.enum(['auto', 'http-01', 'tls-alpn-01']),
   }),
-  domain: def({
-    type: 'string',
-    describe: 'names ACME may issue for, comma-separated: exact ("example.com") or "*.example.com" (any name below); none: internal CA only',
-    default: '',
-    schema: z.string(),
-  }),
   acmeRetryMin: def({
     type: 'string',
     describe: 'first wait after a failed ACME order for a name; doubles up to 1 h (for tests)',
