@@ -8,6 +8,7 @@ export type PolicyRefusal =
   | 'ip-literal'
   | 'wildcard'
   | 'not-allowed'
+  | 'dialled-not-local'
   | 'ask-refused'
   | 'ask-error'
   | 'dns-mismatch'

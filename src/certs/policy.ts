@@ -1,10 +1,41 @@
 // SPDX-License-Identifier: MIT
 // The name policy for ACME: which SNI names (attacker input) may cost a
-// request to a CA. Checks run cheapest first; the first refusal wins.
+// request to a CA. Checks run cheapest first; the first refusal wins:
+//   negative cache → syntax → --domain / --ask configured → rate limits (no
+//   reservation) → dialled address is ours → --ask → DNS → rate limits
+//   (reserving the slot).
+// Nothing here talks to the CA: a refused name costs it nothing.
 import type { Logger } from '../log';
+import { type AskOutcome, askAllows } from './ask-url';
 import type { CertEvents, PolicyRefusal } from './cert-events';
 import { canonicalIp, normaliseDnsName } from './cert-name';
+import { LocalAddresses } from './local-addresses';
+import { type ResolveAddresses, type Resolved, createNameResolver } from './name-resolver';
 import type { NamePolicy, PolicyVerdict } from './name-policy';
+import { OrderRateLimits, type RateWindow } from './rate-limits';
+import { RefusalLog } from './refusal-log';
+import { SingleFlight } from './single-flight';
+import { TtlLru } from './ttl-lru';
+
+export type { RateWindow } from './rate-limits';
+
+// The defaults below equal those of config/options.ts (a unit test holds them together).
+/** Under Let's Encrypt's 50 certificates per registered domain per 7 days, with room for renewals and other tools. */
+export const DEFAULT_RATE_LIMIT_DOMAIN: readonly RateWindow[] = [
+  { count: 5, windowMs: 3_600_000 },
+  { count: 40, windowMs: 7 * 86_400_000 },
+];
+/** Well under Let's Encrypt's 300 new orders per account per 3 hours. */
+export const DEFAULT_RATE_LIMIT_TOTAL: readonly RateWindow[] = [
+  { count: 50, windowMs: 3_600_000 },
+  { count: 300, windowMs: 86_400_000 },
+];
+export const DEFAULT_NEGATIVE_CACHE_TTL_MS = 10 * 60_000;
+export const DEFAULT_NEGATIVE_CACHE_SIZE = 10_000;
+/** Failures (ask or DNS unreachable) may be passing: a refusal for one is remembered at most this long. */
+export const ERROR_CACHE_TTL_MS = 60_000;
+/** A passed check holds its rate-limit slot this long for the order that should follow. */
+export const RESERVATION_MS = 5 * 60_000;
 
 export interface NamePolicyOptions {
   /** Allowed names: exact ("example.com") or a suffix pattern ("*.example.com": any name below it). */
@@ -13,11 +44,26 @@ export interface NamePolicyOptions {
   askUrl: string | null;
   /** Addresses, besides the dialled one, that a name may resolve to (hosts behind NAT). */
   publicIps: readonly string[];
+  askTimeoutMs?: number;
+  /** "IP[:port]" for the A/AAAA lookups; null or absent: the system resolver. */
+  dnsServer?: string | null;
+  dnsTimeoutMs?: number;
+  /** Orders per registered domain; [] is no limit. */
+  rateLimitDomain?: readonly RateWindow[];
+  /** Orders in total; [] is no limit. */
+  rateLimitTotal?: readonly RateWindow[];
+  negativeCacheTtlMs?: number;
+  negativeCacheSize?: number;
 }
 
 export interface NamePolicyDeps {
   log: Logger;
   events: CertEvents;
+  /** Seams for tests: the clock, the DNS lookup, the ask request, the host's addresses. */
+  now?: () => number;
+  resolve?: ResolveAddresses;
+  ask?: (askUrl: string, name: string) => Promise<AskOutcome>;
+  isLocalAddress?: (canonicalIp: string) => boolean;
 }
 
 /** "*.example.com" matches "a.example.com" and "b.a.example.com", not "example.com". */
@@ -26,19 +72,125 @@ export function matchesDomain(name: string, pattern: string): boolean {
   return name === pattern;
 }
 
+/** Why the refusal: the reason (a metric label) and, for the log only, what was seen. */
+interface Refusal {
+  reason: PolicyRefusal;
+  detail?: Record<string, unknown>;
+}
+
+/** Refusals that depend on the name only, and those that also depend on the address dialled. */
+function nameKey(name: string): string {
+  return name;
+}
+function addressKey(name: string, ip: string): string {
+  // A space never occurs in a name or an address.
+  return `${name} ${ip}`;
+}
+
 class ConfiguredPolicy implements NamePolicy {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly resolve: ResolveAddresses;
+  private readonly ask: (askUrl: string, name: string) => Promise<AskOutcome>;
+  private readonly isLocal: (ip: string) => boolean;
+  private readonly publicIps: ReadonlySet<string>;
+  private readonly limits: OrderRateLimits;
+  /**
+   * Refused names, keyed by name (syntax, allow list, ask) or by name and
+   * dialled address (DNS): an attacker dialling the wrong address must not
+   * get a good name refused for the clients that dial the right one.
+   */
+  private readonly negative: TtlLru<PolicyRefusal>;
+  private readonly negativeTtlMs: number;
+  private readonly asks = new SingleFlight<AskOutcome>();
+  private readonly lookups = new SingleFlight<Resolved>();
+  private readonly refusals: RefusalLog;
+
   constructor(
     private readonly opts: NamePolicyOptions,
     private readonly deps: NamePolicyDeps,
-  ) {}
-
-  async check(name: string, dialledAddress: string): Promise<PolicyVerdict> {
-    const verdict = this.syntax(name) ?? this.allowList(name);
-    if (verdict !== null) return this.refuse(name, dialledAddress, verdict);
-    return { ok: true };
+  ) {
+    this.log = deps.log.child({ component: 'name-policy' });
+    this.now = deps.now ?? Date.now;
+    this.resolve = deps.resolve ?? createNameResolver({ server: opts.dnsServer ?? null, timeoutMs: opts.dnsTimeoutMs ?? 2000 });
+    const askTimeoutMs = opts.askTimeoutMs ?? 3000;
+    this.ask = deps.ask ?? ((url, name) => askAllows(url, name, { timeoutMs: askTimeoutMs }));
+    if (deps.isLocalAddress !== undefined) {
+      this.isLocal = deps.isLocalAddress;
+    } else {
+      const local = new LocalAddresses(undefined, this.now);
+      this.isLocal = (ip) => local.has(ip);
+    }
+    this.publicIps = new Set(opts.publicIps.map((ip) => canonicalIp(ip) ?? ip));
+    this.limits = new OrderRateLimits({
+      perDomain: opts.rateLimitDomain ?? DEFAULT_RATE_LIMIT_DOMAIN,
+      total: opts.rateLimitTotal ?? DEFAULT_RATE_LIMIT_TOTAL,
+      reservationMs: RESERVATION_MS,
+    });
+    this.negative = new TtlLru(opts.negativeCacheSize ?? DEFAULT_NEGATIVE_CACHE_SIZE);
+    this.negativeTtlMs = opts.negativeCacheTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS;
+    this.refusals = new RefusalLog(this.log, this.now);
+    this.describe();
   }
 
-  recordOrder(_name: string): void {}
+  async check(name: string, dialledAddress: string): Promise<PolicyVerdict> {
+    const ip = canonicalIp(dialledAddress) ?? dialledAddress;
+    const cached = this.negative.get(nameKey(name), this.now()) ?? this.negative.get(addressKey(name, ip), this.now());
+    if (cached !== undefined) {
+      this.deps.events.policyRefused('negative-cache');
+      this.refusals.repeated({ name, dialledAddress: ip, reason: 'negative-cache', cachedReason: cached });
+      return { ok: false, reason: 'negative-cache' };
+    }
+    let refusal: Refusal | null;
+    try {
+      refusal = await this.evaluate(name, ip);
+    } catch (err) {
+      // Never reached by design (each step catches its own failures); if it is,
+      // refuse: the client still gets the internal CA's certificate.
+      this.log.warn({ err, name }, 'name policy check failed unexpectedly; name refused');
+      refusal = { reason: 'dns-error' };
+    }
+    if (refusal === null) {
+      this.log.debug({ name, dialledAddress: ip }, 'certificate name allowed by policy');
+      return { ok: true };
+    }
+    return this.refuse(name, ip, refusal);
+  }
+
+  recordOrder(name: string): void {
+    this.limits.record(name, this.now());
+  }
+
+  private async evaluate(name: string, ip: string): Promise<Refusal | null> {
+    const syntax = this.syntax(name);
+    if (syntax !== null) return this.remember(nameKey(name), { reason: syntax });
+    const byDomain = this.opts.domains.some((d) => matchesDomain(name, d));
+    if (!byDomain && this.opts.askUrl === null) return this.remember(nameKey(name), { reason: 'not-allowed' });
+    // Before any request leaves the host: a name over the limit costs nothing.
+    // Not remembered: the limit frees up on its own, and this check is cheap.
+    const early = this.limits.wouldExceed(name, this.now());
+    if (early !== null) return { reason: 'rate-limited', detail: { limit: early } };
+    if (!this.isLocal(ip)) return { reason: 'dialled-not-local' };
+    if (!byDomain && this.opts.askUrl !== null) {
+      const askUrl = this.opts.askUrl;
+      const answer = await this.asks.run(name, () => this.ask(askUrl, name));
+      if (answer.result === 'refused') {
+        return this.remember(nameKey(name), { reason: 'ask-refused', detail: { status: answer.status, ...(answer.detail ? { why: answer.detail } : {}) } });
+      }
+      if (answer.result === 'error') return this.remember(nameKey(name), { reason: 'ask-error', detail: { why: answer.detail } }, ERROR_CACHE_TTL_MS);
+    }
+    const dns = await this.lookups.run(name, () => this.resolve(name));
+    if (!dns.addresses.some((a) => a === ip || this.publicIps.has(a))) {
+      const detail = { resolved: dns.addresses.slice(0, 8), ...(this.publicIps.size > 0 ? { publicIps: [...this.publicIps] } : {}) };
+      if (dns.error !== null) return this.remember(addressKey(name, ip), { reason: 'dns-error', detail: { ...detail, why: dns.error } }, ERROR_CACHE_TTL_MS);
+      return this.remember(addressKey(name, ip), { reason: 'dns-mismatch', detail });
+    }
+    // Checked again, and the slot taken, now that the awaits are over: names
+    // checked at the same time cannot all pass a limit that has room for one.
+    const late = this.limits.reserve(name, this.now());
+    if (late !== null) return { reason: 'rate-limited', detail: { limit: late } };
+    return null;
+  }
 
   private syntax(name: string): PolicyRefusal | null {
     if (canonicalIp(name) !== null) return 'ip-literal';
@@ -47,16 +199,29 @@ class ConfiguredPolicy implements NamePolicy {
     return null;
   }
 
-  private allowList(name: string): PolicyRefusal | null {
-    if (this.opts.domains.some((d) => matchesDomain(name, d))) return null;
-    return 'not-allowed';
+  private remember(key: string, refusal: Refusal, maxTtlMs = Infinity): Refusal {
+    this.negative.set(key, refusal.reason, Math.min(this.negativeTtlMs, maxTtlMs), this.now());
+    return refusal;
   }
 
-  private refuse(name: string, dialledAddress: string, reason: PolicyRefusal): PolicyVerdict {
-    this.deps.events.policyRefused(reason);
-    // The name is attacker input: logged (truncated), never a metric label.
-    this.deps.log.info({ name: name.slice(0, 64), dialledAddress, reason }, 'certificate name refused by policy');
-    return { ok: false, reason };
+  private refuse(name: string, ip: string, r: Refusal): PolicyVerdict {
+    this.deps.events.policyRefused(r.reason);
+    // The name is attacker input: logged as a value (bounded), never a metric label.
+    this.refusals.refused({ name: name.slice(0, 253), dialledAddress: ip, reason: r.reason, ...r.detail });
+    return { ok: false, reason: r.reason };
+  }
+
+  private describe(): void {
+    const o = this.opts;
+    if (o.domains.length === 0 && o.askUrl === null) {
+      this.log.warn({}, 'name policy allows no name (neither --domain nor --ask): ACME issues nothing, clients get the internal CA\'s certificates');
+      return;
+    }
+    const notLocal = [...this.publicIps].filter((ip) => !this.isLocal(ip));
+    this.log.info(
+      { domains: o.domains, ask: o.askUrl !== null, publicIps: [...this.publicIps], publicIpsNotLocal: notLocal, dnsServer: o.dnsServer ?? 'system' },
+      'name policy ready',
+    );
   }
 }
 

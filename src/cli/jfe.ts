@@ -2,6 +2,7 @@
 // bin jfe: the agent and its certificate authority.
 import yargs from 'yargs';
 import { caCommand } from './commands/ca';
+import { certsCommand } from './commands/certs';
 import { runCommand } from './commands/run';
 import { main } from './main';
 
@@ -11,7 +12,8 @@ export function jfeParser() {
     .usage('$0 <command> [options]\n\nJump to Full Encryption: every TCP service on this host answers TLS, with no change to the services.')
     .command(runCommand)
     .command(caCommand)
-    .demandCommand(1, 'give a command: run or ca');
+    .command(certsCommand)
+    .demandCommand(1, 'give a command: run, ca or certs');
 }
 
 /** Entry point of the bin shim. */

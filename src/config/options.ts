@@ -3,7 +3,9 @@
 // key (both derived from the name), default, help text and validation.
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { checkDnsServer, checkIpAddress, normaliseDomainPattern, splitList } from './name-lists';
 import { parsePortSet } from './ports';
+import { parseRateLimit } from './rate-limit';
 
 export interface OptionDef<T> {
   type: 'string' | 'number' | 'boolean';
@@ -66,6 +68,27 @@ const count = (what: string, min: number, max: number) =>
   });
 
 const absPath = z.string().refine((v) => v.startsWith('/'), { message: 'must be an absolute path' });
+
+/** Repeatable (an array from yargs) or comma-separated; each item checked by `item`, which throws with the reason. */
+const list = (item: (raw: string) => string) =>
+  z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+    try {
+      return [...new Set(splitList(v).map(item))];
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const checked = <T>(parse: (raw: string) => T) =>
+  z.string().transform((v, ctx) => {
+    try {
+      return parse(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
 
 export const OPTIONS = {
   netns: def({
@@ -246,12 +269,6 @@ export const OPTIONS = {
     default: 'auto',
     schema: z.enum(['auto', 'http-01', 'tls-alpn-01']),
   }),
-  domain: def({
-    type: 'string',
-    describe: 'names ACME may issue for, comma-separated: exact ("example.com") or "*.example.com" (any name below); none: internal CA only',
-    default: '',
-    schema: z.string(),
-  }),
   acmeRetryMin: def({
     type: 'string',
     describe: 'first wait after a failed ACME order for a name; doubles up to 1 h (for tests)',
@@ -286,6 +303,72 @@ export const OPTIONS = {
     default: '250ms',
     hidden: true,
     schema: duration(10, 60_000),
+  }),
+  // The name policy: which names from SNI may cost a request to an ACME CA (README: "Which names get ACME certificates").
+  domain: def({
+    type: 'string',
+    describe:
+      'a name ACME may issue for: exact ("example.com") or "*.example.com" (any name below it); repeatable or comma-separated. ' +
+      'With neither --domain nor --ask, ACME issues nothing',
+    default: '',
+    schema: list(normaliseDomainPattern),
+  }),
+  ask: def({
+    type: 'string',
+    describe: 'URL asked GET ?domain=<name> for a name outside --domain: 200 allows it, any other answer refuses it',
+    default: '',
+    schema: z.string().refine((v) => v === '' || /^https?:\/\/[^\s#]+$/.test(v), { message: 'must be an http(s) URL without a #fragment' }),
+  }),
+  askTimeout: def({
+    type: 'string',
+    describe: 'how long the --ask URL may take to answer; no answer in time refuses the name (asked again after at most 1m)',
+    default: '3s',
+    schema: duration(100, 60_000),
+  }),
+  publicIp: def({
+    type: 'string',
+    describe: 'an address names may resolve to besides the one the client dialled (a host behind NAT: its public address); repeatable or comma-separated',
+    default: '',
+    schema: list(checkIpAddress),
+  }),
+  dnsServer: def({
+    type: 'string',
+    describe: 'DNS server for the name policy\'s A/AAAA lookups, IP[:port] (split DNS, tests); default: the system resolver',
+    default: '',
+    schema: z.string().transform((v, ctx) => {
+      if (v.trim() === '') return '';
+      try {
+        return checkDnsServer(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  }),
+  rateLimitDomain: def({
+    type: 'string',
+    describe: 'ACME orders per registered domain (example.co.uk for a.example.co.uk): COUNT/PERIOD[,…] or "off"',
+    default: '5/1h,40/7d',
+    schema: checked(parseRateLimit),
+  }),
+  rateLimitTotal: def({
+    type: 'string',
+    describe: 'ACME orders in total: COUNT/PERIOD[,…] or "off"',
+    default: '50/1h,300/1d',
+    schema: checked(parseRateLimit),
+  }),
+  negativeCacheTtl: def({
+    type: 'string',
+    describe: 'how long a name refused by the name policy stays refused without a new check (errors: at most 1m)',
+    default: '10m',
+    schema: duration(0, 7 * 86_400_000),
+  }),
+  negativeCacheSize: def({
+    type: 'string',
+    describe: 'refused names remembered at most, least recently used forgotten first (for tests)',
+    default: '10000',
+    hidden: true,
+    schema: count('negative cache size', 1, 10_000_000),
   }),
   verbose: def({
     type: 'boolean',

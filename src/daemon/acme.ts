@@ -21,10 +21,11 @@ import type { Settings } from '../config/load';
 import { resolvePortSet } from '../config/ports';
 import { JfeError } from '../errors';
 import type { Logger } from '../log';
+import { NAME_POLICY_OPTION_NAMES, namePolicyOptions } from './name-policy-settings';
 
 export const ACME_OPTION_NAMES = [
   'issuer', 'acmeDirectory', 'staging', 'acmeEmail', 'acmeEabKid', 'acmeEabHmacKey', 'acmeFallbackDirectory',
-  'acmeCaFile', 'issueWait', 'challenge', 'domain', 'acmeRetryMin', 'acmeRenewCheck', 'acmeClockOffset',
+  'acmeCaFile', 'issueWait', 'challenge', ...NAME_POLICY_OPTION_NAMES, 'acmeRetryMin', 'acmeRenewCheck', 'acmeClockOffset',
 ] as const;
 type AcmeSettings = Settings<(typeof ACME_OPTION_NAMES)[number] | 'runDir' | 'ports' | 'excludePorts' | 'helloTimeout'>;
 
@@ -70,10 +71,6 @@ function challengesDir(s: AcmeSettings): string {
   return path.join(s.runDir, CHALLENGES_DIR);
 }
 
-function splitList(v: string): string[] {
-  return v.split(',').map((x) => x.trim().toLowerCase()).filter((x) => x.length > 0);
-}
-
 /** Which challenges may be used: pinned by --challenge, else those whose port is steered. */
 export function challengeTypes(s: Pick<AcmeSettings, 'challenge' | 'ports' | 'excludePorts'>): ChallengeType[] {
   if (s.challenge !== 'auto') return [s.challenge];
@@ -105,7 +102,7 @@ export function logAcmeSettings(s: AcmeSettings, log: Logger): void {
   if (s.issuer !== 'acme') return;
   const wait = effectiveIssueWaitMs(s);
   if (wait < s.issueWait) log.info({ issueWaitMs: s.issueWait, helloTimeoutMs: s.helloTimeout, effectiveMs: wait }, 'issue wait shortened to fit within the hello timeout');
-  if (splitList(s.domain).length === 0) log.warn({}, 'issuer acme with no --domain: every name gets the internal CA');
+  if (s.domain.length === 0 && s.ask === '') log.warn({}, 'issuer acme with neither --domain nor --ask: every name gets the internal CA');
 }
 
 /** The primary's side: account, policy, issuers, orders; serves workers' requests. */
@@ -135,7 +132,7 @@ export class AcmeOwner {
     const files = new ChallengeFiles(challengesDir(s));
     await files.open();
     const events = NO_CERT_EVENTS;
-    const policy = createNamePolicy({ domains: splitList(s.domain), askUrl: null, publicIps: [] }, { log: acmeLog, events });
+    const policy = createNamePolicy(namePolicyOptions(s), { log: acmeLog, events });
     const types = challengeTypes(s);
     const common = {
       accountKeyPem,
@@ -160,7 +157,7 @@ export class AcmeOwner {
     });
     orders.startRenewalTimer(s.acmeRenewCheck);
     logAcmeSettings(s, acmeLog);
-    acmeLog.info({ directory: primaryUrl, fallback: s.acmeFallbackDirectory || null, challenges: types, domains: splitList(s.domain) }, 'ACME ready');
+    acmeLog.info({ directory: primaryUrl, fallback: s.acmeFallbackDirectory || null, challenges: types, domains: s.domain, ask: s.ask !== '' }, 'ACME ready');
     return new AcmeOwner(orders, files);
   }
 

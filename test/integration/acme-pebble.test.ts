@@ -18,6 +18,25 @@ import { requireRoot } from '../helpers/root';
 import { spawnIn, waitForPort } from '../helpers/servers';
 import { run } from '../helpers/spawn';
 
+/** The operator's --ask endpoint, in the client namespace: 200 for names starting "ask-ok.", 403 for others; every request logged. */
+async function startAskServer(w: World): Promise<{ url: string; log: string }> {
+  const port = 8099;
+  const log = path.join(w.tmp, 'ask.log');
+  const script = path.join(w.tmp, 'ask-server.js');
+  fs.writeFileSync(log, '');
+  fs.writeFileSync(
+    script,
+    `require('node:http').createServer((req, res) => {
+      require('node:fs').appendFileSync(${JSON.stringify(log)}, req.url + '\\n');
+      const domain = new URL(req.url, 'http://x').searchParams.get('domain') || '';
+      res.writeHead(domain.startsWith('ask-ok.') ? 200 : 403).end();
+    }).listen(${port}, ${JSON.stringify(w.cli4)});`,
+  );
+  spawnIn(w, w.cli, [process.execPath, script], 'ask server');
+  await waitForPort(w, w.cli4, port);
+  return { url: `http://${w.cli4}:${port}/check`, log };
+}
+
 /** nginx answering plaintext on `ports` (80 and 443: the ports ACME validates on). */
 async function startPlainNginx(w: World, ports: number[]): Promise<{ accessLog: string; stop(): Promise<void> }> {
   const dir = path.join(w.tmp, `nginx-${ports.join('-')}`);
@@ -69,10 +88,16 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
   const pebbleRoot = path.join(w.tmp, 'pebble-root.pem');
   fs.writeFileSync(pebbleRoot, await pebble.rootPem());
   for (const name of ['h1.acme.test', 't1.acme.test', 'c50.acme.test', 'slow.acme.test', 'n80.acme.test', 'n443.acme.test', 'fb.acme.test', 'down.acme.test']) await dns.addA(name, w.srv4);
+  // The name policy's other checks: names the ask URL allows or refuses, and a name that points elsewhere.
+  for (const name of ['ask-ok.asked.test', 'ask-no.asked.test']) await dns.addA(name, w.srv4);
+  await dns.addA('far.acme.test', w.cli4);
+  const ask = await startAskServer(w);
 
+  // The policy resolves names through challtestsrv, as Pebble does; the rate limits are lifted (every test name shares acme.test).
+  const policyArgs = ['--dns-server', dns.dnsServer, '--rate-limit-domain', 'off', '--ask', ask.url];
   const acmeArgs = (extra: string[]): string[] => [
     '--issuer', 'acme', '--acme-directory', pebble.directory, '--acme-ca-file', pebble.httpsCaFile,
-    '--domain', '*.acme.test', '--acme-retry-min', '1s', ...extra,
+    '--domain', '*.acme.test', '--acme-retry-min', '1s', ...policyArgs, ...extra,
   ];
   const curl = (name: string, ca: string) =>
     run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '20', '--cacert', ca, '--resolve', `${name}:8080:${w.srv4}`, `https://${name}:8080/`]);
@@ -110,6 +135,25 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
     assert.ok(byIp.checkIP(w.srv4));
     await new Promise((res) => setTimeout(res, 1000));
     assert.equal(pebble.orders(), before, 'a refused name cost an order at Pebble');
+  });
+
+  await t.test('the name policy: the ask URL allows or refuses; a name pointing elsewhere is refused; only the allowed one is ordered', async () => {
+    const before = pebble.orders();
+    for (const name of ['ask-no.asked.test', 'far.acme.test']) {
+      const leaf = await leafFor(w, name);
+      assert.ok(!isPebbleLeaf(leaf), name);
+      assert.ok(leaf.checkHost(name), `${name}: the internal CA's certificate for it`);
+    }
+    await jfe.waitForLog((l) => l.msg === 'certificate name refused by policy' && l.name === 'ask-no.asked.test' && l.reason === 'ask-refused');
+    await jfe.waitForLog((l) => l.msg === 'certificate name refused by policy' && l.name === 'far.acme.test' && l.reason === 'dns-mismatch');
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.equal(pebble.orders(), before, 'a refused name cost an order at Pebble');
+    assert.ok(await pebbleLeaf('ask-ok.asked.test'), 'the name the ask URL allows is issued by Pebble');
+    assert.equal(pebble.orders() - before, 1);
+    const asked = fs.readFileSync(ask.log, 'utf8');
+    assert.match(asked, /domain=ask-ok\.asked\.test/);
+    assert.match(asked, /domain=ask-no\.asked\.test/);
+    assert.doesNotMatch(asked, /acme\.test/, 'names within --domain are not asked about');
   });
 
   await t.test('50 concurrent first handshakes for one name: exactly one order', async () => {
@@ -229,7 +273,7 @@ test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 30
     jfe = await startJfe(w, [
       '--issuer', 'acme', '--acme-directory', `https://${w.cli4}:14999/dir`, '--acme-fallback-directory', second.directory,
       '--acme-eab-kid', 'kid-1', '--acme-eab-hmac-key', hmac, '--acme-ca-file', pebble.httpsCaFile,
-      '--domain', '*.acme.test', '--acme-retry-min', '1s',
+      '--domain', '*.acme.test', '--acme-retry-min', '1s', ...policyArgs,
     ]);
     const leaf = await pebbleLeaf('fb.acme.test');
     assert.ok(leaf, 'no certificate from the fallback directory');

@@ -4,11 +4,14 @@
 // and the handshake wait that must fit within the hello timeout.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { RateWindow } from '../../../src/config/rate-limit';
 import { challengeTypes, effectiveIssueWaitMs, validateAcmeSettings } from '../../../src/daemon/acme';
 
 const base = {
   issuer: 'acme', acmeDirectory: '', staging: false, acmeEmail: '', acmeEabKid: '', acmeEabHmacKey: '',
-  acmeFallbackDirectory: '', acmeCaFile: '', issueWait: 10_000, challenge: 'auto', domain: 'example.com',
+  acmeFallbackDirectory: '', acmeCaFile: '', issueWait: 10_000, challenge: 'auto', domain: ['example.com'] as string[],
+  ask: '', askTimeout: 3000, publicIp: [] as string[], dnsServer: '', rateLimitDomain: [] as RateWindow[], rateLimitTotal: [] as RateWindow[],
+  negativeCacheTtl: 600_000, negativeCacheSize: 10_000,
   acmeRetryMin: 60_000, acmeRenewCheck: 3_600_000, acmeClockOffset: 0, runDir: '/run/jfe', ports: '23-65535', excludePorts: '', helloTimeout: 10_000,
 } as const;
 
