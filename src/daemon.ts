@@ -4,7 +4,6 @@
 // per slot; each worker owns its listening sockets and connections. Workers
 // are plain child processes running the same command (not node:cluster,
 // which would route their listen() through the primary).
-import { type ChildProcess, fork } from 'node:child_process';
 import os from 'node:os';
 import { Agent, type AgentEvents } from './agent/agent';
 import { NO_EVENTS } from './agent/connection';
@@ -20,6 +19,11 @@ import type { Settings } from './config/load';
 import { resolvePortSet } from './config/ports';
 import type { Logger } from './log';
 import { ACME_OPTION_NAMES, AcmeOwner, openAcmeWorker, validateAcmeSettings } from './daemon/acme';
+import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
+import { applySlotCount } from './daemon/slots';
+import { acquireTakeoverLock } from './daemon/takeover-lock';
+import { READY_MESSAGE, REGISTER_MESSAGE, SLOT_ENV, STOP_MESSAGE, WorkerPool } from './daemon/worker-pool';
+import { JfeError } from './errors';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
@@ -29,11 +33,8 @@ export const RUN_OPTION_NAMES = [
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
 
-// Not JFE_…: that prefix is the settings' environment.
-const SLOT_ENV = 'JFEWORKER_SLOT';
-const STOP_MESSAGE = 'jfe:stop';
-const RESTART_MIN_MS = 500;
-const RESTART_MAX_MS = 30_000;
+/** How long a new generation of workers may take to register before the start (or reload) is abandoned. */
+const REGISTER_TIMEOUT_MS = 60_000;
 
 function processAlive(pid: number): boolean {
   try {
@@ -81,35 +82,86 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   acme?.onPendingPorts((ports) => sync.setPinned(ports));
 
   const n = workerCount(s);
-  maps.setSlotCount(n);
-  let stopping = false;
-  const workers = new Map<number, ChildProcess>();
-  const restartDelay = new Map<number, number>();
+  const pool = new WorkerPool({
+    slots: n,
+    log,
+    onFork: (w) => acme?.serve(w, log),
+    onExit: (pid, slot) => {
+      const removed = maps.removeBypassOf((owner) => owner === pid);
+      if (removed > 0) log.warn({ slot, removed }, 'removed the bypass entries of a dead worker');
+    },
+  });
+  const recordFile = agentRecordPath(s.runDir, attached.netnsIno);
+  const record = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', generation: 0, reloads: 0, slots: n };
 
-  const startWorker = (slot: number): void => {
-    const [script = '', ...args] = process.argv.slice(1);
-    const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot) }, stdio: 'inherit' });
-    workers.set(slot, w);
-    acme?.serve(w, log);
-    const startedAt = Date.now();
-    const pid = w.pid;
-    w.on('exit', (code, signal) => {
-      workers.delete(slot);
-      if (pid !== undefined) {
-        const removed = maps.removeBypassOf((owner) => owner === pid);
-        if (removed > 0) log.warn({ slot, removed }, 'removed the bypass entries of a dead worker');
+  // Take over from the agent already running here, if any: our workers
+  // replace its sockets in the slots, then it is told to drain. Until our
+  // workers are registered it serves alone; if they never are, it goes on.
+  const release = await acquireTakeoverLock(s.runDir, attached.netnsIno, REGISTER_TIMEOUT_MS);
+  try {
+    const previous = readLiveAgent(recordFile);
+    try {
+      pool.promote(await pool.startGeneration(REGISTER_TIMEOUT_MS));
+    } catch (err) {
+      sync.stop();
+      await pool.stop(0);
+      maps.close();
+      // Some of ours may have replaced its sockets before one failed: a reload
+      // of the previous agent puts fresh sockets of its own in every slot.
+      if (previous) process.kill(previous.pid, 'SIGUSR2');
+      const keeps = previous ? `; the running agent (pid ${previous.pid}) keeps serving (asked to reload to take its slots back)` : '';
+      throw new JfeError('JFE_ERR_TAKEOVER', `workers failed to start: ${(err as Error).message}${keeps}`, { cause: err });
+    }
+    const cleared = applySlotCount(maps, n);
+    writeAgentRecord(recordFile, record);
+    if (previous) {
+      log.info({ previousPid: previous.pid, previousSlots: previous.slots, cleared }, 'took over the slots; telling the previous agent to drain');
+      try {
+        process.kill(previous.pid, 'SIGTERM');
+      } catch (err) {
+        log.warn({ err, previousPid: previous.pid }, 'previous agent already gone');
       }
-      if (stopping) return;
-      // A worker that ran a while restarts at once; one that keeps dying backs off.
-      const delay = Date.now() - startedAt > RESTART_MAX_MS ? RESTART_MIN_MS : Math.min((restartDelay.get(slot) ?? RESTART_MIN_MS / 2) * 2, RESTART_MAX_MS);
-      restartDelay.set(slot, delay);
-      log.error({ slot, code, signal, restartInMs: delay }, 'worker exited; restarting it');
-      // Not unref'd: with every worker dead, this timer is what keeps the primary alive.
-      setTimeout(() => !stopping && startWorker(slot), delay);
-    });
-  };
-  for (let slot = 0; slot < n; slot++) startWorker(slot);
+    }
+  } finally {
+    release();
+  }
   log.info({ workers: n, pid: process.pid }, 'jfe running');
+
+  let stopping = false;
+  let reloading = false;
+  // In-place reload (SIGUSR2): a new generation of workers, running the code
+  // now on disk, takes the slots over; the old one drains. The primary's pid
+  // does not change, so systemd keeps tracking it.
+  const reload = async (): Promise<void> => {
+    if (stopping || reloading) return;
+    reloading = true;
+    const release = await acquireTakeoverLock(s.runDir, attached.netnsIno, REGISTER_TIMEOUT_MS).catch((err: unknown) => {
+      log.error({ err }, 'reload: could not take the takeover lock; keeping the current workers');
+      return null;
+    });
+    record.reloads++;
+    try {
+      if (!release) throw new Error('takeover lock busy');
+      log.info({ generation: pool.generation + 1 }, 'reloading: starting a new generation of workers');
+      const gen = await pool.startGeneration(REGISTER_TIMEOUT_MS);
+      if (stopping) throw new Error('stopping');
+      pool.promote(gen);
+      applySlotCount(maps, n);
+      record.generation = pool.generation;
+      delete (record as { lastReloadError?: string }).lastReloadError;
+      log.info({ generation: pool.generation, workers: pool.pids() }, 'reloaded: the previous workers drain');
+    } catch (err) {
+      // Some new workers may have registered before one failed: give the slots back.
+      pool.reregister();
+      (record as { lastReloadError?: string }).lastReloadError = (err as Error).message;
+      log.error({ err }, 'reload failed; the current workers keep serving');
+    } finally {
+      if (readAgentRecord(recordFile)?.pid === process.pid) writeAgentRecord(recordFile, record);
+      release?.();
+      reloading = false;
+    }
+  };
+  process.on('SIGUSR2', () => void reload());
 
   return new Promise((resolve) => {
     const stop = (signal: string): void => {
@@ -117,18 +169,13 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
       stopping = true;
       log.info({ signal, drainMs: s.drainTimeout }, 'stopping: draining connections');
       sync.stop();
-      for (const w of workers.values()) w.send(STOP_MESSAGE);
-      const hardStop = setTimeout(() => {
-        for (const w of workers.values()) w.kill('SIGKILL');
-      }, s.drainTimeout + 5000);
-      const check = setInterval(() => {
-        if (workers.size > 0) return;
-        clearInterval(check);
-        clearTimeout(hardStop);
+      const superseded = readAgentRecord(recordFile)?.pid !== process.pid;
+      removeAgentRecordIfMine(recordFile);
+      void pool.stop(s.drainTimeout + 5000).then(() => {
         maps.close();
-        log.info({}, 'stopped; traffic goes straight to the services');
+        log.info({}, superseded ? 'stopped; a successor serves' : 'stopped; traffic goes straight to the services');
         resolve(0);
-      }, 50);
+      });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -166,6 +213,7 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
     { steering: maps, certs: acme?.certs ?? manager, ...(acme ? { challenges: acme.challenges } : {}), events: loggingEvents(log), log },
   );
   await agent.start();
+  process.send?.(READY_MESSAGE);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (): Promise<void> => {
@@ -177,6 +225,7 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
     };
     process.on('message', (m) => {
       if (m === STOP_MESSAGE) void stop();
+      if (m === REGISTER_MESSAGE && !stopping) agent.register();
     });
     // SIGTERM to the whole group (systemd): drain like the primary says to.
     process.on('SIGTERM', () => void stop());

@@ -21,7 +21,9 @@ export type JfeErrorCode =
   | 'JFE_ERR_UPSTREAM'
   | 'JFE_ERR_HELLO_TOO_LARGE'
   | 'JFE_ERR_CERT'
-  | 'JFE_ERR_STATE';
+  | 'JFE_ERR_STATE'
+  | 'JFE_ERR_TAKEOVER'
+  | 'JFE_ERR_NOT_RUNNING';
 
 export class JfeError extends Error {
   readonly code: JfeErrorCode;

@@ -48,6 +48,9 @@ export interface AgentDeps {
   log: Logger;
 }
 
+/** How long a stopping worker keeps accepting after it left its slot. */
+const LISTEN_LINGER_MS = 1000;
+
 /** Logs at most one line per interval for an event that can come in floods. */
 function throttled(intervalMs: number, fn: (count: number) => void): () => void {
   let last = 0;
@@ -123,11 +126,21 @@ export class Agent {
       this.listeners.push(l);
     }
     // Register only once every listener is ready.
-    for (const l of this.listeners) {
-      deps.steering.setSocket(l.family, opts.slot, l.fd);
-      this.cookies.set(l.family, deps.steering.socketCookie(l.family, opts.slot));
-    }
+    this.register();
     log.info({ families: this.listeners.map((l) => l.family) }, 'worker registered');
+  }
+
+  /**
+   * Puts our sockets in our slot, replacing whatever is there: a
+   * predecessor's socket (new connections come to us from now on), or the
+   * socket of a successor whose start failed (a rollback).
+   */
+  register(): void {
+    const { steering } = this.deps;
+    for (const l of this.listeners) {
+      steering.setSocket(l.family, this.opts.slot, l.fd);
+      this.cookies.set(l.family, steering.socketCookie(l.family, this.opts.slot));
+    }
   }
 
   /**
@@ -144,9 +157,13 @@ export class Agent {
       if (mine !== undefined && mine !== null && steering.socketCookie(l.family, this.opts.slot) === mine) {
         steering.deleteSocket(l.family, this.opts.slot);
       }
-      l.server.close();
     }
+    // Keep accepting a moment: a handshake that began before the slot changed
+    // completes into our accept queue, and closing the listener at once would
+    // reset it. No new SYN reaches us once we are out of the sockmap.
     const deadline = Date.now() + drainMs;
+    await new Promise((r) => setTimeout(r, Math.min(LISTEN_LINGER_MS, drainMs)));
+    for (const l of this.listeners) l.server.close();
     while (this.connections.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { caCommand } from './commands/ca';
 import { certsCommand } from './commands/certs';
+import { restartCommand } from './commands/restart';
 import { runCommand } from './commands/run';
 import { main } from './main';
 
@@ -11,9 +12,10 @@ export function jfeParser() {
     .scriptName('jfe')
     .usage('$0 <command> [options]\n\nJump to Full Encryption: every TCP service on this host answers TLS, with no change to the services.')
     .command(runCommand)
+    .command(restartCommand)
     .command(caCommand)
     .command(certsCommand)
-    .demandCommand(1, 'give a command: run, ca or certs');
+    .demandCommand(1, 'give a command: run, restart, doctor, ca or certs');
 }
 
 /** Entry point of the bin shim. */
