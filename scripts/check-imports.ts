@@ -28,7 +28,8 @@ const RULES: Rule[] = [
   { from: 'metrics/', allow: ['errors', 'log', 'metrics/', 'bpf/maps', 'bpf/steering'] },
   { from: 'daemon', allow: ['errors', 'log', 'native', 'config/', 'bpf/', 'agent/', 'certs/', 'metrics/', 'daemon/'] },
   { from: 'daemon/', allow: ['errors', 'log', 'native', 'config/', 'bpf/', 'agent/', 'certs/', 'metrics/', 'daemon/'] },
-  { from: 'cli/', allow: ['cli/', 'config/', 'daemon', 'daemon/', 'bpf/', 'log', 'errors'] },
+  { from: 'doctor/', allow: ['errors', 'log', 'native', 'config/', 'bpf/', 'doctor/'] },
+  { from: 'cli/', allow: ['cli/', 'config/', 'daemon', 'daemon/', 'doctor/', 'bpf/', 'log', 'errors'] },
 ];
 
 function walk(dir: string): string[] {

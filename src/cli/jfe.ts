@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { caCommand } from './commands/ca';
 import { certsCommand } from './commands/certs';
+import { doctorCommand } from './commands/doctor';
 import { restartCommand } from './commands/restart';
 import { runCommand } from './commands/run';
 import { main } from './main';
@@ -13,6 +14,7 @@ export function jfeParser() {
     .usage('$0 <command> [options]\n\nJump to Full Encryption: every TCP service on this host answers TLS, with no change to the services.')
     .command(runCommand)
     .command(restartCommand)
+    .command(doctorCommand)
     .command(caCommand)
     .command(certsCommand)
     .demandCommand(1, 'give a command: run, restart, doctor, ca or certs');

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// The checks of `jfe doctor`, in the order an operator would fix them.
+import type { Check } from './check';
+import { attachedCheck, bpffsCheck, capabilitiesCheck, fwmarkSysctlCheck, kernelCheck, routingCheck, rpFilterCheck, socketsCheck } from './host-checks';
+import { selfTestCheck } from './self-test';
+
+export { type CheckResult, runChecks } from './check';
+
+export const DOCTOR_CHECKS: Check[] = [
+  kernelCheck,
+  capabilitiesCheck,
+  bpffsCheck,
+  attachedCheck,
+  socketsCheck,
+  routingCheck,
+  fwmarkSysctlCheck,
+  rpFilterCheck,
+  selfTestCheck,
+];
