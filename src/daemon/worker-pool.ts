@@ -32,6 +32,8 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   private current = new Map<number, ChildProcess>();
   private readonly retired = new Set<ChildProcess>();
+  /** Every worker process not yet exited: current, retired, and a generation still starting. */
+  private readonly live = new Set<ChildProcess>();
   private readonly restartDelay = new Map<number, number>();
   private stopping = false;
   private gen = 0;
@@ -44,7 +46,7 @@ export class WorkerPool {
 
   /** Every live worker, current and draining. */
   get size(): number {
-    return this.current.size + this.retired.size;
+    return this.live.size;
   }
 
   /** The pids of the current generation, by slot. */
@@ -102,9 +104,10 @@ export class WorkerPool {
   /** Tells every worker to drain; resolves when all have exited, killing them after hardStopMs. */
   stop(hardStopMs: number): Promise<void> {
     this.stopping = true;
-    for (const w of [...this.current.values(), ...this.retired]) w.connected && w.send(STOP_MESSAGE);
+    // Including a generation still starting (a stop during a reload): it may hold slots already.
+    for (const w of this.live) if (w.connected) w.send(STOP_MESSAGE);
     const hard = setTimeout(() => {
-      for (const w of [...this.current.values(), ...this.retired]) w.kill('SIGKILL');
+      for (const w of this.live) w.kill('SIGKILL');
     }, hardStopMs);
     return new Promise((resolve) => {
       const check = setInterval(() => {
@@ -120,6 +123,7 @@ export class WorkerPool {
     const [script = '', ...args] = process.argv.slice(1);
     const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot) }, stdio: 'inherit' });
     gen.set(slot, w);
+    this.live.add(w);
     this.opts.onFork?.(w);
     const startedAt = Date.now();
     const pid = w.pid;
@@ -129,6 +133,7 @@ export class WorkerPool {
     // A send to a worker that just died must not throw out of the primary.
     w.on('error', (err) => this.opts.log.warn({ err, slot }, 'worker channel error'));
     w.on('exit', (code, signal) => {
+      this.live.delete(w);
       if (pid !== undefined) this.opts.onExit(pid, slot);
       if (this.retired.delete(w)) return;
       if (gen.get(slot) === w) gen.delete(slot);

@@ -65,7 +65,7 @@ export const bpffsCheck: Check = {
 };
 
 /** `ip -4 rule fwmark …` (as status describes it) → the command that adds it. */
-function addCommand(change: string): string {
+export function addCommand(change: string): string {
   if (change.startsWith('sysctl ')) return change.replace(/^sysctl /, 'sysctl -w ');
   return change.replace(/^ip (-[46]) (rule|route) /, 'ip $1 $2 add ');
 }
