@@ -194,4 +194,20 @@ test('restarts under load lose no request; SIGTERM drains', async (t) => {
     assert.ok(idleClosed || (await eventually(async () => idleClosed, 2000)), 'the idle connection was closed at the drain bound');
     assert.ok(jfe2.logs.some((l) => l.msg === 'drain timeout; closing remaining connections'));
   });
+
+  await t.test('two jfe run started at once: the takeover lock queues them; one serves, the other exits', async () => {
+    const [a, b] = await Promise.all([startJfe(w, ['--drain-timeout', '5s']), startJfe(w, ['--drain-timeout', '5s'])]);
+    await Promise.all([a, b].map((x) => x.waitForLog((l) => l.msg === 'jfe running')));
+    const tookOver = (x: typeof a) => x.logs.find((l) => l.msg === 'took over the slots; telling the previous agent to drain');
+    const [winner, loser] = tookOver(a) ? [a, b] : [b, a];
+    assert.ok(tookOver(winner), 'one of them took over from the other');
+    assert.equal(tookOver(winner)?.previousPid, loser.proc.pid);
+    assert.equal(await loser.stop(20_000), 0, 'the other drained and exited by itself');
+    assert.ok(loser.logs.some((l) => l.msg === 'stopped; a successor serves'));
+    assert.ok(isAlive(winner.proc.pid ?? 0));
+    const record = JSON.parse(fs.readFileSync(path.join(w.runDir, String(fs.statSync(w.srv.path).ino), 'agent.json'), 'utf8')) as { pid: number };
+    assert.equal(record.pid, winner.proc.pid);
+    assert.equal(slotSockets(w).v4.size, 2);
+    assert.equal(await httpGet(w.cli, w.srv4, 8080, '/', ca), 'nginx-plain\n', 'https served by the survivor');
+  });
 });
