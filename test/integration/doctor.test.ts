@@ -3,7 +3,8 @@
 // steers a real TLS connection from a temporary namespace) and it exits 0;
 // with one piece broken (routing rule removed, tcp_fwmark_accept off, steering
 // detached) the right check fails with its fix and it exits 1; applying the
-// printed fix makes it pass again. Nothing of the self-test is left behind.
+// printed fix makes it pass again. Strict rp_filter does not break jfe (the
+// self-test passes with it). Nothing of the self-test is left behind.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startJfe } from '../helpers/jfe';
@@ -73,6 +74,19 @@ test('jfe doctor: all pass with jfe running; the broken piece fails with its fix
       assert.ok(failed(d.report).includes('end-to-end self-test'), 'replies without the mark never reach jfe');
     } finally {
       w.exec(w.srv, ['sysctl', '-qw', 'net.ipv4.tcp_fwmark_accept=1']);
+    }
+  });
+
+  await t.test('strict rp_filter everywhere (lo included): reported, and the self-test still passes', async () => {
+    const devs = ['all', 'default', ...w.exec(w.srv, ['ls', '/proc/sys/net/ipv4/conf']).split('\n').filter((d) => d !== '' && d !== 'all' && d !== 'default')];
+    const previous = devs.map((d) => [d, w.exec(w.srv, ['sysctl', '-n', `net.ipv4.conf.${d}.rp_filter`]).trim()] as const);
+    try {
+      for (const d of devs) w.exec(w.srv, ['sysctl', '-qw', `net.ipv4.conf.${d}.rp_filter=1`]);
+      const d = await doctor();
+      assert.deepEqual(failed(d.report), [], d.text);
+      assert.match(check(d.report, 'rp_filter').detail, /^strict on .*lo/);
+    } finally {
+      for (const [dev, v] of previous) w.exec(w.srv, ['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=${v}`]);
     }
   });
 

@@ -9,7 +9,7 @@ import { withOptions } from '../options';
 
 export const runCommand: CommandModule = {
   command: 'run',
-  describe: 'run the agent: every TCP service of this host (its network namespace) answers TLS',
+  describe: 'run the agent: every TCP service of this host (its network namespace) answers TLS; started while another runs, it takes over with no lost connection',
   builder: (y) => withOptions(y, RUN_OPTION_NAMES),
   handler: async (argv) => {
     const s = loadSettings(argv, RUN_OPTION_NAMES);
