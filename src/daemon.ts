@@ -230,8 +230,13 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
     // SIGTERM to the whole group (systemd): drain like the primary says to.
     process.on('SIGTERM', () => void stop());
     process.on('SIGINT', () => undefined);
-    // The primary is gone (killed): exit, so our sockets close and traffic fails open.
-    process.on('disconnect', () => process.exit(0));
+    // The primary is gone (killed): leave the slot and drain like a stop, so new
+    // connections fail open to the services and the ones in flight finish. An
+    // abrupt exit would reset the connections still in the accept queue.
+    process.on('disconnect', () => {
+      log.warn({}, 'the primary is gone; draining and exiting');
+      void stop().then(() => process.exit(0));
+    });
   });
 }
 
