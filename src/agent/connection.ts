@@ -9,6 +9,7 @@ import type { Logger } from '../log';
 import { ACME_TLS_ALPN, type ChallengeResponder, HTTP01_PORT, TLS_ALPN01_PORT, http01Response, matchHttp01 } from './acme-challenges';
 import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
 import { type RelayResult, relay } from './relay';
+import { resetSocket } from './reset-socket';
 import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
 import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
@@ -101,9 +102,7 @@ function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {
 
 /** Closes with a TCP reset (SO_LINGER 0), as the host does for a refused or broken connection. */
 function reset(sock: net.Socket): void {
-  if (sock.destroyed) return;
-  if (typeof sock.resetAndDestroy === 'function' && sock.readyState !== 'opening') sock.resetAndDestroy();
-  else sock.destroy();
+  resetSocket(sock);
 }
 
 const ignore = (): void => undefined;
