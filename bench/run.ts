@@ -429,7 +429,7 @@ backend nginx
 }
 
 async function startBenchJfe(b: Bench): Promise<RunningJfe> {
-  const jfe = await startJfe(b.w, b.jfeArgs, { workers: WORKERS });
+  const jfe = await startJfe(b.w, b.jfeArgs, { workers: WORKERS, nodeArgs: process.env.JFE_BENCH_NODE_ARGS ? process.env.JFE_BENCH_NODE_ARGS.split(" ") : [] });
   jfe.proc.stderr?.on('data', (d: string) => b.jfeStderr.push(d));
   // Until the listeners map has 8080, connections are not steered.
   await sleep(600);

@@ -9,6 +9,7 @@ import type { Logger } from '../log';
 import { ACME_TLS_ALPN, type ChallengeResponder, HTTP01_PORT, TLS_ALPN01_PORT, http01Response, matchHttp01 } from './acme-challenges';
 import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
 import { type RelayResult, relay } from './relay';
+import { resetSocket } from './reset-socket';
 import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
 import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
@@ -101,9 +102,7 @@ function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {
 
 /** Closes with a TCP reset (SO_LINGER 0), as the host does for a refused or broken connection. */
 function reset(sock: net.Socket): void {
-  if (sock.destroyed) return;
-  if (typeof sock.resetAndDestroy === 'function' && sock.readyState !== 'opening') sock.resetAndDestroy();
-  else sock.destroy();
+  resetSocket(sock);
 }
 
 const ignore = (): void => undefined;
@@ -362,37 +361,28 @@ class Sniffer implements ConnectionHandle {
     void this.upgrade(m, upstreamBytes);
   };
 
-  /** A side closed before anyone decided: plaintext, with that direction already ended. */
+  /**
+   * A side closed before anyone decided: plaintext, with that direction already ended.
+   * The relay passes the EOF on (it sees readableEnded) and keeps its idle timeout and
+   * byte counts for the direction left.
+   */
   private readonly onClientEnd = (): void => {
     const data = this.finish();
-    const { client, upstream } = this;
-    upstream.end(data);
-    this.pipeRest(upstream, client);
+    const said = this.takeUpstream();
+    if (said.length > 0) this.upstream.unshift(said);
+    // Too late to unshift into the ended client: written here, counted by startRelay.
+    if (data.length > 0) this.upstream.write(data);
+    this.startRelay('plain', this.client, this.upstream, undefined, data.length);
   };
 
   private readonly onUpstreamEnd = (): void => {
     const data = this.finish();
-    const { client, upstream } = this;
-    if (data.length > 0) upstream.write(data);
     const said = this.takeUpstream();
-    if (said.length > 0) client.write(said);
-    client.end();
-    this.pipeRest(client, upstream);
+    if (data.length > 0) this.client.unshift(data);
+    // Too late to unshift into the ended upstream: written here, counted by startRelay.
+    if (said.length > 0) this.client.write(said);
+    this.startRelay('plain', this.client, this.upstream, undefined, 0, said.length);
   };
-
-  /** The rare half-closed-while-sniffing case: one remaining direction, errors close both. */
-  private pipeRest(from: net.Socket, to: net.Socket): void {
-    const destroyBoth = (): void => {
-      reset(from);
-      reset(to);
-    };
-    from.on('error', destroyBoth);
-    to.on('error', destroyBoth);
-    from.pipe(to);
-    from.resume();
-    this.deps.events.opened('plain', this.dst.port);
-    to.once('close', () => this.end('plain', null));
-  }
 
   private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
     if (err.code === 'ECONNREFUSED' && this.mayBeChallenge()) {
@@ -464,7 +454,8 @@ class Sniffer implements ConnectionHandle {
         if (answer && looksLikeTlsAnswer(answer)) {
           deps.tlsServices.set(dst.address, dst.port, 'tls');
           upstream.unshift(answer);
-          this.startRelay('passthrough', client, upstream);
+          // The hello went upstream here, before the relay: count it.
+          this.startRelay('passthrough', client, upstream, undefined, hello.length);
           resolve(true);
           return;
         }
@@ -740,11 +731,15 @@ class Sniffer implements ConnectionHandle {
     });
   }
 
-  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket, protocol?: UpgradeProtocol): void {
+  /** `sentIn`/`sentOut`: bytes this connection already wrote itself before the relay, counted as relayed. */
+  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket, protocol?: UpgradeProtocol, sentIn = 0, sentOut = 0): void {
     const { deps } = this;
     if (protocol === undefined) deps.events.opened(kind, this.dst.port);
     else deps.events.opened(kind, this.dst.port, protocol);
+    if (sentIn > 0) deps.events.bytes('in', sentIn);
+    if (sentOut > 0) deps.events.bytes('out', sentOut);
     void relay(client, upstream, { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes }).then((result) => {
+      if (sentIn > 0 || sentOut > 0) result = { ...result, bytesIn: result.bytesIn + sentIn, bytesOut: result.bytesOut + sentOut };
       if (deps.log.isLevelEnabled('debug')) {
         deps.log.debug({ kind, port: this.dst.port, ...result }, 'connection closed');
       }

@@ -2,7 +2,8 @@
 // The two-way byte pipe between a client socket (plain, or a TLSSocket after
 // termination) and the upstream socket: half-close, resets, backpressure, idle
 // timeout and byte counts. It knows nothing of TLS, certificates or BPF.
-import net from 'node:net';
+import type net from 'node:net';
+import { innermostSocket, resetSocket } from './reset-socket';
 
 export type RelayReason =
   | 'done' // both directions ended cleanly (EOF each way, every byte flushed)
@@ -309,36 +310,4 @@ function endedCleanly(s: net.Socket): boolean {
 
 function isClosed(s: net.Socket): boolean {
   return s.destroyed && (s as { closed?: boolean }).closed === true;
-}
-
-/**
- * Destroys `s` with a TCP RST (SO_LINGER 0) so its peer sees ECONNRESET. A layered
- * socket (a TLSSocket over the accepted net.Socket) has no TCP handle of its own: the
- * reset goes to the innermost socket, then the layer is destroyed.
- */
-function resetSocket(s: net.Socket): void {
-  if (s.destroyed) return;
-  const inner = innermostSocket(s);
-  if (!inner.destroyed && hasTcpHandle(inner)) inner.resetAndDestroy();
-  s.destroy();
-}
-
-/**
- * The net.Socket at the bottom of `s`'s `_parent` chain: `s` itself for a plain socket,
- * the wrapped TCP socket for a TLSSocket made over one. Node's own chain (net.js walks
- * it to refresh timeouts); the relay uses it only to reach the TCP connection.
- */
-function innermostSocket(s: net.Socket): net.Socket {
-  let inner = s;
-  for (;;) {
-    const parent = (inner as { _parent?: unknown })._parent;
-    if (!(parent instanceof net.Socket)) return inner;
-    inner = parent;
-  }
-}
-
-/** resetAndDestroy() throws ERR_INVALID_HANDLE_TYPE unless the handle is a TCP handle. */
-function hasTcpHandle(s: net.Socket): boolean {
-  const handle = (s as { _handle?: { reset?: unknown } | null })._handle;
-  return handle != null && typeof handle.reset === 'function';
 }

@@ -1177,3 +1177,87 @@ describe('handleConnection, in-band upgrades', () => {
     await finished(await rig.conns.at(0));
   });
 });
+
+describe('handleConnection, half-closed while sniffing, and passthrough counts', () => {
+  test('a client that half-closes before its first byte, to a silent service: closed at the idle timeout, counted', LIMIT, async (t) => {
+    // The service reads, never answers and never closes: only the idle timeout ends this.
+    const service = await startService(t, 'plain', (sock) => sock.resume());
+    const rig = await makeRig(t, { service, opts: { idleTimeoutMs: 300 } });
+    const { sock } = plainClient(rig);
+    sock.on('error', () => undefined);
+    sock.resume();
+    await once(sock, 'connect');
+    sock.end();
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls, [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: 0, bytesOut: 0, reason: 'idle' }],
+    ]);
+  });
+
+  test('a client that sends, then half-closes before the agent decided: every byte counted both ways', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', answerAtEof((got) => `got ${got.length}\r\n`));
+    const rig = await makeRig(t, { service });
+    const { sock, saw } = plainClient(rig);
+    const got = readAll(sock);
+    // One byte that could start a hello: the agent waits for more, then sees the EOF.
+    sock.end(Buffer.from([0x16]));
+    assert.equal((await got).toString(), 'got 1\r\n');
+    assert.equal(await saw, null);
+    const conn = await rig.conns.at(0);
+    assert.deepEqual(await finished(conn), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: 1, bytesOut: 7, reason: 'done' }],
+    ]);
+    assert.deepEqual(bytesCounted(conn), { in: 1, out: 7 });
+  });
+
+  test('a service that half-closes before its first byte: the upload after it is counted', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', (sock) => {
+      sock.end();
+      sock.resume();
+    });
+    const rig = await makeRig(t, { service });
+    const { sock, saw } = plainClient(rig);
+    assert.equal((await readAll(sock)).length, 0);
+    const upload = randomBytes(256 * 1024);
+    upload[0] = 0x50; // plaintext whatever the random bytes say
+    sock.end(upload);
+    assert.equal(await saw, null);
+    const conn = await rig.conns.at(0);
+    assert.deepEqual(await finished(conn), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: upload.length, bytesOut: 0, reason: 'done' }],
+    ]);
+    assert.deepEqual(bytesCounted(conn), { in: upload.length, out: 0 });
+  });
+
+  test('TLS passthrough counts every byte on the wire, the probed hello included', LIMIT, async (t) => {
+    const service = await startService(t, 'tls', echoLines);
+    const rig = await makeRig(t, { service });
+    // The first connection is probed (its hello goes upstream before the relay), the second cached.
+    for (const i of [0, 1]) {
+      const raw = net.connect({ host: HOST, port: rig.port, allowHalfOpen: true });
+      rig.sockets.push(raw);
+      const c = tls.connect({ socket: raw, ca: servicePem.cert, servername: 'upstream.example' });
+      c.on('error', () => undefined);
+      await once(c, 'secureConnect');
+      c.write('PING\r\n');
+      assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
+      const ended = readAll(c);
+      c.end();
+      await ended;
+      const conn = await rig.conns.at(i);
+      const calls = await finished(conn);
+      if (!raw.destroyed) await once(raw, 'close');
+      const [name, kind, result] = calls.at(-1) as [string, string, RelayResult];
+      assert.deepEqual([name, kind, result.reason], ['closed', 'passthrough', 'done']);
+      assert.deepEqual(
+        { in: result.bytesIn, out: result.bytesOut },
+        { in: raw.bytesWritten, out: raw.bytesRead },
+        `connection ${i}: the counts are the client's own TCP byte counts`,
+      );
+      assert.deepEqual(bytesCounted(conn), { in: raw.bytesWritten, out: raw.bytesRead });
+    }
+  });
+});
