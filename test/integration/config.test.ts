@@ -13,6 +13,7 @@ import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
 import { startNginx } from '../helpers/servers';
 import { BIN, runSync } from '../helpers/spawn';
+import { unitCapabilities } from '../helpers/deploy';
 
 test('configuration', async (t) => {
   if (!requireRoot(t, ['nginx'])) return;
@@ -82,6 +83,17 @@ test('configuration', async (t) => {
     fs.writeFileSync(config, '{"excludePorts": ""}\n');
     await hup((l) => l.msg === 'configuration reloaded');
     assert.equal(await tlsWorks(), true, 'steered again');
+    assert.equal(await jfe.stop(), 0);
+  });
+
+  await t.test('the systemd unit\'s capabilities are enough: jfe run under exactly that bounding set serves TLS', async () => {
+    const caps = unitCapabilities().map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+    const jfe = await startJfe(w, [], { wrap: ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', '--'], workers: 1 });
+    const eff = fs.readFileSync(`/proc/${jfe.proc.pid}/status`, 'utf8');
+    assert.equal(/^CapBnd:\s*(\S+)$/m.exec(eff)?.[1], '0000008000001000', 'bounding set: CAP_BPF and CAP_NET_ADMIN only');
+    await waitSteered(w, 8080);
+    const body = await httpGet(w.cli, w.srv4, 8080, '/', fs.readFileSync(jfe.caFile, 'utf8'), 5000);
+    assert.equal(body, 'nginx-plain\n', 'TLS terminated, upstream dialled from the client\'s address');
     assert.equal(await jfe.stop(), 0);
   });
 });
