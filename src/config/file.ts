@@ -6,7 +6,7 @@
 // command line, not what YAML's type guessing would make of them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { JfeError } from '../errors';
 import { OPTIONS, type OptionName, envName, flagName } from './options';
 
@@ -88,7 +88,12 @@ export function readConfigFile(file: string): ConfigFile {
     }
     const name = key as OptionName;
     const v = pair.value;
-    if (v !== null && !isScalar(v)) throw invalid(`invalid ${name} (${where}): expected a single value, got a ${isMap(v) ? 'mapping' : 'list'}`);
+    // A list of plain values is the comma-separated form (--domain a,b; ports: [80, 443]).
+    if (isSeq(v) && v.items.every((i) => isScalar(i))) {
+      values.set(name, { raw: v.items.map((i) => String((i as { value: unknown }).value)).join(','), line });
+      continue;
+    }
+    if (v !== null && !isScalar(v)) throw invalid(`invalid ${name} (${where}): expected a value or a list of values, got a ${isMap(v) ? 'mapping' : 'nested list'}`);
     values.set(name, { raw: v === null ? '' : String(v.value), line });
   }
   return { path: abs, values };

@@ -23,10 +23,10 @@ interface HelpOption {
 function helpOptions(help: string): HelpOption[] {
   const out: HelpOption[] = [];
   for (const line of help.split('\n')) {
-    const m = /^\s+(?:-\w, )?--([a-z][a-z0-9-]*)\s/.exec(line);
+    const m = /^\s{1,6}(?:-\w, )?--([a-z][a-z0-9-]*)\s/.exec(line);
     if (m?.[1]) out.push({ flag: m[1], text: line });
     else if (/^\s{6,}\S/.test(line) && out.length > 0) out[out.length - 1]!.text += line;
-    else if (line.trim() === '' || /:$/.test(line)) out.push({ flag: '', text: '' });
+    else if (line.trim() === '' || /^\S.*:$/.test(line)) out.push({ flag: '', text: '' });
   }
   return out.filter((o) => o.flag !== '').map((o) => ({ ...o, text: o.text.replace(/\s+/g, ' ') }));
 }
@@ -36,6 +36,7 @@ const byFlag = new Map(Object.keys(OPTIONS).map((n) => [flagName(n), n as Option
 const COMMANDS: [string, string[], CommandSettings][] = [
   ['jfe run', [BIN.jfe, 'run'], { names: RUN_OPTION_NAMES }],
   ['jfe ca export', [BIN.jfe, 'ca', 'export'], CA_EXPORT_SETTINGS],
+  ['jfe certs list', [BIN.jfe, 'certs', 'list'], { names: ['stateDir', 'json'] }],
   ['jfe-bpf attach', [BIN.jfeBpf, 'attach'], ATTACH_SETTINGS],
   ['jfe-bpf detach', [BIN.jfeBpf, 'detach'], DETACH_SETTINGS],
   ['jfe-bpf status', [BIN.jfeBpf, 'status'], STATUS_SETTINGS],
@@ -68,7 +69,7 @@ test('each command\'s help shows exactly its settings, with their variable and r
 
 test('the roots\' help lists their commands and points at the settings', () => {
   for (const [bin, commands] of [
-    [BIN.jfe, ['run', 'ca']],
+    [BIN.jfe, ['run', 'ca', 'certs']],
     [BIN.jfeBpf, ['attach', 'detach', 'status']],
   ] as const) {
     const r = runSync(bin, ['--help']);

@@ -30,6 +30,11 @@ test('JSON is YAML: a JSON file works as is', () => {
   assert.deepEqual(loadSettings({ config: f }, ['workers', 'ports', 'verbose'] as const, { env: {} }), { workers: 2, ports: '80,443', verbose: true });
 });
 
+test('a list is the comma-separated form', () => {
+  const f = file('ports:\n  - 80\n  - 443\nexcludePorts: [8080]\n');
+  assert.deepEqual(loadSettings({ config: f }, ['ports', 'excludePorts'] as const, { env: {} }), { ports: '80,443', excludePorts: '8080' });
+});
+
 test('JFE_CONFIG names the file when --config does not', () => {
   const f = file('workers: 5\n');
   assert.equal(loadSettings({}, ['workers'] as const, { env: { JFE_CONFIG: f } }).workers, 5);
@@ -73,7 +78,7 @@ test('errors: one line naming the setting, the file and line, and the problem', 
     ['JFE_WORKERS: 2\n', (p) => `unknown setting "JFE_WORKERS" in ${p}:1; did you mean "workers"? (keys are the settings' names in camelCase)`],
     ['colour: blue\n', (p) => `unknown setting "colour" in ${p}:1 (keys are the settings' names in camelCase)`],
     ['config: /etc/other.yaml\n', (p) => `unknown setting "config" in ${p}:1 (keys are the settings' names in camelCase)`],
-    ['ports:\n  - 80\n  - 443\n', (p) => `invalid ports (${p}:1): expected a single value, got a list`],
+    ['ports:\n  a: 80\n', (p) => `invalid ports (${p}:1): expected a value or a list of values, got a mapping`],
     ['workers: 1\nworkers: 2\n', (p) => `config file ${p}:2: Map keys must be unique`],
     ['workers: [1\n', (p) => `config file ${p}:2: Flow sequence in block collection must be sufficiently indented and end with a ]`],
     ['- workers\n', (p) => `config file ${p}: expected a mapping of setting names to values, e.g. "excludePorts: 25,8080"`],
