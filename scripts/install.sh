@@ -22,7 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Build: the BPF object (clang, bpftool for the skeleton), the addon (libbpf).
 # Run: ip, nsenter and mount for routing, namespaces and bpffs.
 pkgs="clang llvm make g++ python3 pkg-config libbpf-dev libelf-dev zlib1g-dev iproute2 util-linux ca-certificates"
-test_pkgs="curl openssl procps nginx-light redis-server redis-tools haproxy wrk pebble postgresql postgresql-client mariadb-server mariadb-client exim4-daemon-light dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl"
+test_pkgs="curl openssl procps nginx-light redis-server redis-tools haproxy wrk pebble postgresql postgresql-client mariadb-server mariadb-client exim4-daemon-light dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl systemd"
 
 apt_install() {
 	apt-get install -y -q --no-install-recommends "$@" </dev/null

@@ -17,8 +17,10 @@ import { InternalCa } from './certs/internal-ca';
 import { StateDir } from './certs/state-dir';
 import type { Settings } from './config/load';
 import { resolvePortSet } from './config/ports';
-import type { Logger } from './log';
+import { type LogLevel, type Logger, setLogLevel } from './log';
 import { ACME_OPTION_NAMES, AcmeOwner, openAcmeWorker, validateAcmeSettings } from './daemon/acme';
+import { ReloadableCertSource } from './daemon/cert-reload';
+import { type WorkerMessage, isWorkerMessage, planReload, serialised } from './daemon/reload';
 import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
 import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
@@ -54,23 +56,41 @@ function steeringOptions(s: RunSettings): SteeringOptions {
 }
 
 /** Runs the agent until SIGTERM or SIGINT; resolves with the exit code. */
-export function runDaemon(s: RunSettings, log: Logger): Promise<number> {
+export function runDaemon(s: RunSettings, root: Logger, reload?: () => RunSettings): Promise<number> {
   const slot = process.env[SLOT_ENV];
-  if (slot === undefined) return runPrimary(s, log.child({ role: 'primary' }));
-  return runWorker(s, Number(slot), log.child({ role: 'worker', slot: Number(slot) }));
+  if (slot === undefined) return runPrimary(s, root, root.child({ role: 'primary' }), reload);
+  return runWorker(s, Number(slot), root, root.child({ role: 'worker', slot: Number(slot) }));
 }
 
-async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
+/** The settings the primary validated, as JSON: a worker never reads the config file itself. */
+const SETTINGS_ENV = 'JFEWORKER_SETTINGS';
+
+/** In a worker: the settings its primary runs with (so a worker restarted after a SIGHUP gets the current ones). */
+export function workerSettings(): RunSettings | undefined {
+  const json = process.env[SLOT_ENV] === undefined ? undefined : process.env[SETTINGS_ENV];
+  return json === undefined ? undefined : (Object.freeze(JSON.parse(json)) as RunSettings);
+}
+
+export const logLevelOf = (s: RunSettings): LogLevel => (s.verbose ? 'debug' : s.logLevel);
+
+async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSettings?: () => RunSettings): Promise<number> {
+  // Until the SIGHUP reload below is ready, a SIGHUP must not kill us (its default action).
+  let onHangup = (): void => undefined;
+  process.on('SIGHUP', () => onHangup());
+  // Workers get the settings the primary runs with (see workerSettings).
+  process.env[SETTINGS_ENV] = JSON.stringify(s);
   requireSteeringCaps();
   const ports = resolvePortSet(s.ports, s.excludePorts);
   parseUpgradePorts(s.upgrades, ALL_DIALOGUES); // a bad spec fails here, before anything is touched
   validateAcmeSettings(s);
+  // The state directory and the CA before the steering: a state directory that
+  // cannot be used fails the start with nothing attached. The root is created
+  // here, once, before any worker could race to create it.
+  const stateDir = await StateDir.open(s.stateDir, log);
+  const ca = await InternalCa.open({ stateDir, log });
   const attached = attach({ ...steeringOptions(s), ports }, log);
   log.info({ state: attached.state, ports: attached.ports, linkId: attached.linkId }, 'steering ready');
   const maps = openSteering({ pinDir: s.pinDir });
-  // The root is created here, once, before any worker could race to create it.
-  const stateDir = await StateDir.open(s.stateDir, log);
-  const ca = await InternalCa.open({ stateDir, log });
   log.info({ caExpires: ca.rootNotAfter.toISOString() }, 'internal CA ready');
   const acme = s.issuer === 'acme' ? await AcmeOwner.open(s, stateDir, log) : null;
 
@@ -163,6 +183,35 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   };
   process.on('SIGUSR2', () => void reload());
 
+  // SIGHUP: read the configuration again, apply what can change live, and
+  // have the workers reload their certificates. A bad configuration is one
+  // error line; everything keeps running as it was.
+  const tell = (m: WorkerMessage): void => pool.broadcast(m);
+  onHangup = serialised(async () => {
+    if (stopping) return;
+    log.info({}, 'SIGHUP: reloading configuration and certificates');
+    if (reloadSettings) {
+      const plan = planReload(s, reloadSettings());
+      const nextPorts = plan.live.some((k) => k === 'ports' || k === 'excludePorts') ? resolvePortSet(plan.next.ports, plan.next.excludePorts) : undefined;
+      if (plan.needRestart.length > 0) log.warn({ settings: plan.needRestart }, 'changed settings need a restart; keeping their running values');
+      if (nextPorts) maps.setPorts(nextPorts);
+      s = plan.next;
+      process.env[SETTINGS_ENV] = JSON.stringify(s);
+      setLogLevel(root, logLevelOf(s));
+      if (plan.live.includes('listenersInterval')) sync.setPollInterval(s.listenersInterval);
+      tell({ type: 'jfe:settings', settings: { ...s } });
+      log.info({ changed: plan.live, ports: nextPorts?.toString() }, 'configuration reloaded');
+    }
+    // The CA first (made again if an operator removed it), then each worker's store.
+    try {
+      await InternalCa.open({ stateDir: await StateDir.open(s.stateDir, log), log });
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : err }, 'certificate reload failed; keeping the loaded certificates');
+      return;
+    }
+    tell({ type: 'jfe:reload-certs' });
+  }, log);
+
   return new Promise((resolve) => {
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -191,10 +240,16 @@ function loggingEvents(log: Logger): AgentEvents {
   };
 }
 
-async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<number> {
+async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger): Promise<number> {
   const maps = openSteering({ pinDir: s.pinDir });
-  const { manager, store } = await openCertManager({ stateDir: s.stateDir, log });
-  const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log }) : null;
+  // SIGHUP reopens the whole certificate side from the state directory.
+  const openCerts = async () => {
+    const { manager, store } = await openCertManager({ stateDir: s.stateDir, log });
+    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log }) : null;
+    return { certs: acme?.certs ?? manager, challenges: acme?.challenges };
+  };
+  const opened = await openCerts();
+  const certs = new ReloadableCertSource(opened.certs, async () => (await openCerts()).certs, log);
   const n = workerCount(s);
   const agent = new Agent(
     {
@@ -210,7 +265,7 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
       upgradeTimeoutMs: s.upgradeTimeout,
       upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
-    { steering: maps, certs: acme?.certs ?? manager, ...(acme ? { challenges: acme.challenges } : {}), events: loggingEvents(log), log },
+    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: loggingEvents(log), log },
   );
   await agent.start();
   process.send?.(READY_MESSAGE);
@@ -226,7 +281,22 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
     process.on('message', (m) => {
       if (m === STOP_MESSAGE) void stop();
       if (m === REGISTER_MESSAGE && !stopping) agent.register();
+      if (!isWorkerMessage(m)) return;
+      if (m.type === 'jfe:reload-certs') void certs.reload();
+      if (m.type === 'jfe:settings') {
+        s = Object.freeze({ ...s, ...m.settings }) as RunSettings;
+        setLogLevel(root, logLevelOf(s));
+        agent.reconfigure({
+          idleTimeoutMs: s.idleTimeout,
+          helloTimeoutMs: s.helloTimeout,
+          probeTimeoutMs: s.probeTimeout,
+          maxConnections: Math.ceil(s.maxConnections / workerCount(s)),
+        });
+        log.info({}, 'settings updated by the primary');
+      }
     });
+    // SIGHUP is the primary's (it tells us); a signal to the whole group must not kill a worker.
+    process.on('SIGHUP', () => undefined);
     // SIGTERM to the whole group (systemd): drain like the primary says to.
     process.on('SIGTERM', () => void stop());
     process.on('SIGINT', () => undefined);

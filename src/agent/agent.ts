@@ -76,6 +76,15 @@ export class Agent {
     private readonly deps: AgentDeps,
   ) {}
 
+  /**
+   * Settings a SIGHUP may change: read by connections accepted from now on
+   * (open ones keep theirs), and the connection limit of the listeners.
+   */
+  reconfigure(change: Partial<Pick<AgentOptions, 'idleTimeoutMs' | 'helloTimeoutMs' | 'probeTimeoutMs' | 'maxConnections'>>): void {
+    Object.assign(this.opts, change);
+    for (const l of this.listeners) l.server.maxConnections = this.opts.maxConnections;
+  }
+
   get activeConnections(): number {
     return this.connections.size;
   }

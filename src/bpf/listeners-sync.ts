@@ -80,6 +80,10 @@ export class ListenersSync {
   /** Polls every intervalMs; an error keeps the last state, is logged, and is retried next time. */
   start(intervalMs: number): void {
     this.syncOnce();
+    this.startTimer(intervalMs);
+  }
+
+  private startTimer(intervalMs: number): void {
     this.timer = setInterval(() => {
       try {
         this.syncOnce();
@@ -97,6 +101,14 @@ export class ListenersSync {
     } catch (err) {
       this.log.warn({ err }, 'listeners sync failed; the next pass retries');
     }
+  }
+
+  /** A new poll interval (SIGHUP), from the next tick. */
+  setPollInterval(intervalMs: number): void {
+    if (this.timer === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.startTimer(intervalMs);
   }
 
   stop(): void {

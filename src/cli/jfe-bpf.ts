@@ -5,6 +5,7 @@ import { attachCommand } from './commands/attach';
 import { detachCommand } from './commands/detach';
 import { statusCommand } from './commands/status';
 import { main } from './main';
+import { SETTINGS_EPILOGUE } from './options';
 
 export function jfeBpfParser() {
   return yargs()
@@ -13,7 +14,8 @@ export function jfeBpfParser() {
     .command(attachCommand)
     .command(detachCommand)
     .command(statusCommand)
-    .demandCommand(1, 'give a command: attach, detach or status');
+    .demandCommand(1, 'give a command: attach, detach or status')
+    .epilogue(`Run "jfe-bpf <command> --help" for the options of a command. ${SETTINGS_EPILOGUE}`);
 }
 
 /** Entry point of the bin shim. */

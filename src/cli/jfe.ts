@@ -7,6 +7,7 @@ import { doctorCommand } from './commands/doctor';
 import { restartCommand } from './commands/restart';
 import { runCommand } from './commands/run';
 import { main } from './main';
+import { SETTINGS_EPILOGUE } from './options';
 
 export function jfeParser() {
   return yargs()
@@ -17,7 +18,8 @@ export function jfeParser() {
     .command(doctorCommand)
     .command(caCommand)
     .command(certsCommand)
-    .demandCommand(1, 'give a command: run, restart, doctor, ca or certs');
+    .demandCommand(1, 'give a command: run, restart, doctor, ca or certs')
+    .epilogue(`Run "jfe <command> --help" for the options of a command. ${SETTINGS_EPILOGUE}`);
 }
 
 /** Entry point of the bin shim. */

@@ -11,7 +11,7 @@ export interface OptionDef<T> {
   type: 'string' | 'number' | 'boolean';
   describe: string;
   default?: string | number | boolean;
-  /** Test-only knobs: real options, kept out of --help. */
+  /** Tuning and test knobs: real options, shown apart in --help under "Advanced options". */
   hidden?: boolean;
   alias?: string;
   schema: z.ZodType<T>;
@@ -91,6 +91,11 @@ const checked = <T>(parse: (raw: string) => T) =>
   });
 
 export const OPTIONS = {
+  config: def({
+    type: 'string',
+    describe: 'file of settings (YAML or JSON): keys are the settings\' names in camelCase, e.g. "excludePorts: 25,8080"; flags and JFE_ variables override it',
+    schema: z.string().min(1, { message: 'must be a file path' }).optional(),
+  }),
   netns: def({
     type: 'string',
     describe: 'network namespace to act on, as a file (/run/netns/NAME, /proc/PID/ns/net); default: the current one',

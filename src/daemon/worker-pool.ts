@@ -44,6 +44,11 @@ export class WorkerPool {
     return this.gen;
   }
 
+  /** Sends `message` to every worker of the current generation (SIGHUP's settings and certificate reload). */
+  broadcast(message: unknown): void {
+    for (const w of this.current.values()) if (w.connected) w.send(message as object);
+  }
+
   /** Every live worker, current and draining. */
   get size(): number {
     return this.live.size;

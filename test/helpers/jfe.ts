@@ -19,12 +19,13 @@ export interface RunningJfe {
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-export async function startJfe(w: World, args: string[] = [], opts: { workers?: number; nodeArgs?: string[] } = {}): Promise<RunningJfe> {
+/** opts.wrap: a command that runs node, e.g. setpriv with a capability bounding set. */
+export async function startJfe(w: World, args: string[] = [], opts: { workers?: number; nodeArgs?: string[]; wrap?: string[] } = {}): Promise<RunningJfe> {
   const stateDir = path.join(w.tmp, 'state');
   const workers = opts.workers ?? 2;
   const steering = w.steeringArgs.filter((_, i, a) => a[i] !== '--netns' && a[i - 1] !== '--netns');
   const defaults = args.includes('--listeners-interval') ? [] : ['--listeners-interval', '100ms'];
-  const proc = spawn('ip', ['netns', 'exec', w.srv.name, process.execPath, ...(opts.nodeArgs ?? []), BIN.jfe, 'run', ...steering, '--state-dir', stateDir, '--workers', String(workers), ...defaults, ...args], {
+  const proc = spawn('ip', ['netns', 'exec', w.srv.name, ...(opts.wrap ?? []), process.execPath, ...(opts.nodeArgs ?? []), BIN.jfe, 'run', ...steering, '--state-dir', stateDir, '--workers', String(workers), ...defaults, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

@@ -18,11 +18,11 @@ test('jfe-bpf rejects bad input and changes nothing', async (t) => {
   const rulesBefore = rules();
 
   const cases: { name: string; args: string[]; code: number; message: RegExp }[] = [
-    { name: 'port out of range', args: ['--ports', '20-70000'], code: 2, message: /^Error: invalid --ports \(JFE_PORTS\): port 70000 out of range/ },
+    { name: 'port out of range', args: ['--ports', '20-70000'], code: 2, message: /^Error: invalid --ports \(command line\): port 70000 out of range/ },
     { name: 'backwards range', args: ['--ports', '9000-8000'], code: 2, message: /runs backwards: write 8000-9000/ },
-    { name: 'garbage port', args: ['--exclude-ports', '25,http'], code: 2, message: /invalid --exclude-ports \(JFE_EXCLUDE_PORTS\): invalid port "http"/ },
+    { name: 'garbage port', args: ['--exclude-ports', '25,http'], code: 2, message: /invalid --exclude-ports \(command line\): invalid port "http"/ },
     { name: 'everything excluded', args: ['--ports', '80', '--exclude-ports', '80'], code: 2, message: /leaves no port to steer/ },
-    { name: 'bad mark', args: ['--mark', 'zero'], code: 2, message: /invalid --mark \(JFE_MARK\)/ },
+    { name: 'bad mark', args: ['--mark', 'zero'], code: 2, message: /invalid --mark \(command line\)/ },
     { name: 'unknown flag', args: ['--portz', '80'], code: 2, message: /Unknown argument/ },
   ];
   for (const c of cases) {
@@ -39,7 +39,7 @@ test('jfe-bpf rejects bad input and changes nothing', async (t) => {
   await t.test('bad values from the environment are named by their variable', () => {
     const r = runSync(BIN.jfeBpf, ['attach', ...w.steeringArgs], { JFE_PORTS: '0-10' });
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /invalid --ports \(JFE_PORTS\): port 0 out of range/);
+    assert.match(r.stderr, /invalid JFE_PORTS \(environment\): port 0 out of range/);
   });
 
   await t.test('a missing netns path: exit 1, says which path', () => {

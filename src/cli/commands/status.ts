@@ -5,9 +5,11 @@ import { status } from '../../bpf/steering';
 import { requireSteeringCaps } from '../../bpf/privileges';
 import { loadSettings } from '../../config/load';
 import { EXIT, setExitCode } from '../main';
-import { withOptions } from '../options';
+import { type CommandSettings, withOptions } from '../options';
 import { renderJson, renderStatus } from '../render';
 import { STEERING_OPTION_NAMES, steeringOptions } from './steering-settings';
+
+export const STATUS_SETTINGS: CommandSettings = { names: STEERING_OPTION_NAMES };
 
 export const statusCommand: CommandModule = {
   command: 'status',

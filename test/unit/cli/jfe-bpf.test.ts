@@ -33,11 +33,11 @@ test('no command and unknown commands are usage errors (exit 2)', () => {
 
 test('bad values are refused with exit 2 before any privilege is needed', () => {
   const cases: [string[], RegExp][] = [
-    [['attach', '--ports', '0-100'], /^Error: invalid --ports \(JFE_PORTS\): port 0 out of range in "0-100": ports are 1 to 65535\n$/],
-    [['attach', '--pin-dir', 'relative/dir'], /^Error: invalid --pin-dir \(JFE_PIN_DIR\): must be an absolute path\n$/],
-    [['detach', '--table', '-1'], /^Error: invalid --table \(JFE_TABLE\): table must be an integer from 1 to 4294967295/],
-    [['status', '--rule-priority', '40000'], /^Error: invalid --rule-priority \(JFE_RULE_PRIORITY\): rule priority must be below 32766/],
-    [['status', '--log-level', 'loud'], /^Error: invalid --log-level \(JFE_LOG_LEVEL\)/],
+    [['attach', '--ports', '0-100'], /^Error: invalid --ports \(command line\): port 0 out of range in "0-100": ports are 1 to 65535\n$/],
+    [['attach', '--pin-dir', 'relative/dir'], /^Error: invalid --pin-dir \(command line\): must be an absolute path\n$/],
+    [['detach', '--table', '-1'], /^Error: invalid --table \(command line\): table must be an integer from 1 to 4294967295/],
+    [['status', '--rule-priority', '40000'], /^Error: invalid --rule-priority \(command line\): rule priority must be below 32766/],
+    [['status', '--log-level', 'loud'], /^Error: invalid --log-level \(command line\)/],
     [['attach', '--portz', '80'], /^Error: Unknown argument: portz\nRun with --help for usage.\n$/],
   ];
   for (const [args, msg] of cases) {

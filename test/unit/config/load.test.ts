@@ -26,13 +26,13 @@ test('values are converted: numbers, marks in hex, durations, booleans from the 
   assert.ok(Object.isFrozen(s));
 });
 
-test('errors name the flag and the environment variable', () => {
+test('errors name the setting as its source spells it, and the source', () => {
   const cases: [Record<string, unknown>, NodeJS.ProcessEnv, RegExp][] = [
-    [{ workers: '-1' }, {}, /^invalid --workers \(JFE_WORKERS\): workers must be an integer from 0 to 64, got "-1"$/],
-    [{}, { JFE_IDLE_TIMEOUT: '300' }, /^invalid --idle-timeout \(JFE_IDLE_TIMEOUT\): "300" is not a duration/],
-    [{ upstreamSource: 'nat' }, {}, /^invalid --upstream-source \(JFE_UPSTREAM_SOURCE\)/],
-    [{ stateDir: 'var/lib' }, {}, /^invalid --state-dir \(JFE_STATE_DIR\): must be an absolute path$/],
-    [{ idleTimeout: '100ms' }, {}, /^invalid --idle-timeout \(JFE_IDLE_TIMEOUT\): must be between 1000 ms and/],
+    [{ workers: '-1' }, {}, /^invalid --workers \(command line\): workers must be an integer from 0 to 64, got "-1"$/],
+    [{}, { JFE_IDLE_TIMEOUT: '300' }, /^invalid JFE_IDLE_TIMEOUT \(environment\): "300" is not a duration/],
+    [{ upstreamSource: 'nat' }, {}, /^invalid --upstream-source \(command line\)/],
+    [{ stateDir: 'var/lib' }, {}, /^invalid --state-dir \(command line\): must be an absolute path$/],
+    [{ idleTimeout: '100ms' }, {}, /^invalid --idle-timeout \(command line\): must be between 1000 ms and/],
   ];
   for (const [argv, env, msg] of cases) {
     assert.throws(() => loadSettings(argv, ['workers', 'idleTimeout', 'upstreamSource', 'stateDir'] as const, { env }), { code: 'JFE_ERR_CONFIG_INVALID', message: msg });

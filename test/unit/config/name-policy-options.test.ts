@@ -84,14 +84,14 @@ test('loaded settings: flags repeat, env is comma-separated, defaults allow noth
   assert.deepEqual(fromEnv, { domain: ['a.example.com', '*.b.example.com'], publicIp: ['203.0.113.7', '2001:db8::7'] });
 });
 
-test('bad policy settings name the flag and the variable', () => {
+test('bad policy settings name the flag (command line)', () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ domain: ['ok.example.com', '*.co.uk'] }, /^invalid --domain \(JFE_DOMAIN\): "\*\.co\.uk" covers the public suffix "co\.uk"/],
-    [{ publicIp: 'my.host' }, /^invalid --public-ip \(JFE_PUBLIC_IP\): "my\.host" is not an IP address$/],
-    [{ ask: 'ftp://x' }, /^invalid --ask \(JFE_ASK\): must be an http\(s\) URL/],
-    [{ dnsServer: 'resolver.example' }, /^invalid --dns-server \(JFE_DNS_SERVER\): "resolver\.example" is not a DNS server/],
-    [{ rateLimitDomain: '5' }, /^invalid --rate-limit-domain \(JFE_RATE_LIMIT_DOMAIN\): "5" is not a rate limit/],
-    [{ negativeCacheTtl: '10' }, /^invalid --negative-cache-ttl \(JFE_NEGATIVE_CACHE_TTL\): "10" is not a duration/],
+    [{ domain: ['ok.example.com', '*.co.uk'] }, /^invalid --domain \(command line\): "\*\.co\.uk" covers the public suffix "co\.uk"/],
+    [{ publicIp: 'my.host' }, /^invalid --public-ip \(command line\): "my\.host" is not an IP address$/],
+    [{ ask: 'ftp://x' }, /^invalid --ask \(command line\): must be an http\(s\) URL/],
+    [{ dnsServer: 'resolver.example' }, /^invalid --dns-server \(command line\): "resolver\.example" is not a DNS server/],
+    [{ rateLimitDomain: '5' }, /^invalid --rate-limit-domain \(command line\): "5" is not a rate limit/],
+    [{ negativeCacheTtl: '10' }, /^invalid --negative-cache-ttl \(command line\): "10" is not a duration/],
   ];
   for (const [argv, msg] of cases) {
     assert.throws(() => loadSettings(argv, NAME_POLICY_OPTION_NAMES, { env: {} }), { code: 'JFE_ERR_CONFIG_INVALID', message: msg });
