@@ -4,9 +4,9 @@
 // per slot; each worker owns its listening sockets and connections. Workers
 // are plain child processes running the same command (not node:cluster,
 // which would route their listen() through the primary).
+import fs from 'node:fs';
 import os from 'node:os';
-import { Agent, type AgentEvents } from './agent/agent';
-import { NO_EVENTS } from './agent/connection';
+import { Agent } from './agent/agent';
 import { ALL_DIALOGUES } from './agent/upgrades';
 import { parseUpgradePorts } from './agent/upgrades/registry';
 import { ListenersSync } from './bpf/listeners-sync';
@@ -19,6 +19,7 @@ import type { Settings } from './config/load';
 import { resolvePortSet } from './config/ports';
 import type { Logger } from './log';
 import { ACME_OPTION_NAMES, AcmeOwner, openAcmeWorker, validateAcmeSettings } from './daemon/acme';
+import { excludeMetricsPort, startPrimaryMetrics, startWorkerMetrics } from './daemon/metrics';
 import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
 import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
@@ -29,7 +30,7 @@ export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
   'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
   'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'listenersInterval', 'logLevel', 'verbose',
-  'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES,
+  'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
 
@@ -62,9 +63,13 @@ export function runDaemon(s: RunSettings, log: Logger): Promise<number> {
 
 async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   requireSteeringCaps();
-  const ports = resolvePortSet(s.ports, s.excludePorts);
+  const ports = resolvePortSet(s.ports, excludeMetricsPort(s.excludePorts, s.metricsListen));
   parseUpgradePorts(s.upgrades, ALL_DIALOGUES); // a bad spec fails here, before anything is touched
   validateAcmeSettings(s);
+  // Before the steering: a metrics address in use stops jfe with nothing touched,
+  // unless a running agent holds it (a takeover): it frees it when it drains.
+  const previousAgent = readLiveAgent(agentRecordPath(s.runDir, fs.statSync('/proc/self/ns/net').ino));
+  const metrics = await startPrimaryMetrics(s.metricsListen, log, { waitForPrevious: previousAgent !== null });
   const attached = attach({ ...steeringOptions(s), ports }, log);
   log.info({ state: attached.state, ports: attached.ports, linkId: attached.linkId }, 'steering ready');
   const maps = openSteering({ pinDir: s.pinDir });
@@ -72,7 +77,7 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   const stateDir = await StateDir.open(s.stateDir, log);
   const ca = await InternalCa.open({ stateDir, log });
   log.info({ caExpires: ca.rootNotAfter.toISOString() }, 'internal CA ready');
-  const acme = s.issuer === 'acme' ? await AcmeOwner.open(s, stateDir, log) : null;
+  const acme = s.issuer === 'acme' ? await AcmeOwner.open(s, stateDir, log, metrics.certEvents) : null;
 
   const removed = maps.removeBypassOf((pid) => !processAlive(pid));
   if (removed > 0) log.warn({ removed }, 'removed bypass entries left by agents that died');
@@ -125,6 +130,7 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   } finally {
     release();
   }
+  metrics.connect({ maps, pinDir: s.pinDir, netnsIno: attached.netnsIno, slots: n, workers: () => pool.children() });
   log.info({ workers: n, pid: process.pid }, 'jfe running');
 
   let stopping = false;
@@ -169,6 +175,8 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
       stopping = true;
       log.info({ signal, drainMs: s.drainTimeout }, 'stopping: draining connections');
       sync.stop();
+      // Free the metrics address at once, for a successor that starts while we drain.
+      void metrics.close();
       const superseded = readAgentRecord(recordFile)?.pid !== process.pid;
       removeAgentRecordIfMine(recordFile);
       void pool.stop(s.drainTimeout + 5000).then(() => {
@@ -182,19 +190,11 @@ async function runPrimary(s: RunSettings, log: Logger): Promise<number> {
   });
 }
 
-/** Counts kept by a worker until metrics/ takes over these hooks. */
-function loggingEvents(log: Logger): AgentEvents {
-  return {
-    ...NO_EVENTS,
-    refused: () => undefined,
-    collision: () => log.debug({}, 'upstream source port collided with a client connection; picked another'),
-  };
-}
-
 async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<number> {
   const maps = openSteering({ pinDir: s.pinDir });
-  const { manager, store } = await openCertManager({ stateDir: s.stateDir, log });
-  const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log }) : null;
+  const wm = startWorkerMetrics(log);
+  const { manager, store } = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents });
+  const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log, events: wm.certEvents }) : null;
   const n = workerCount(s);
   const agent = new Agent(
     {
@@ -210,9 +210,10 @@ async function runWorker(s: RunSettings, slot: number, log: Logger): Promise<num
       upgradeTimeoutMs: s.upgradeTimeout,
       upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
-    { steering: maps, certs: acme?.certs ?? manager, ...(acme ? { challenges: acme.challenges } : {}), events: loggingEvents(log), log },
+    { steering: maps, certs: acme?.certs ?? manager, ...(acme ? { challenges: acme.challenges } : {}), events: wm.agentEvents, log },
   );
   await agent.start();
+  wm.serve(() => agent.activeConnections);
   process.send?.(READY_MESSAGE);
   return new Promise((resolve) => {
     let stopping = false;
