@@ -4,9 +4,9 @@
 // per slot; each worker owns its listening sockets and connections. Workers
 // are plain child processes running the same command (not node:cluster,
 // which would route their listen() through the primary).
+import fs from 'node:fs';
 import os from 'node:os';
-import { Agent, type AgentEvents } from './agent/agent';
-import { NO_EVENTS } from './agent/connection';
+import { Agent } from './agent/agent';
 import { ALL_DIALOGUES } from './agent/upgrades';
 import { parseUpgradePorts } from './agent/upgrades/registry';
 import { ListenersSync } from './bpf/listeners-sync';
@@ -21,6 +21,7 @@ import { type LogLevel, type Logger, setLogLevel } from './log';
 import { ACME_OPTION_NAMES, AcmeOwner, openAcmeWorker, validateAcmeSettings } from './daemon/acme';
 import { ReloadableCertSource } from './daemon/cert-reload';
 import { type WorkerMessage, isWorkerMessage, planReload, serialised } from './daemon/reload';
+import { excludeMetricsPort, startPrimaryMetrics, startWorkerMetrics } from './daemon/metrics';
 import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
 import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
@@ -31,7 +32,7 @@ export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
   'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
   'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'listenersInterval', 'logLevel', 'verbose',
-  'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES,
+  'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
 
@@ -80,7 +81,7 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   // Workers get the settings the primary runs with (see workerSettings).
   process.env[SETTINGS_ENV] = JSON.stringify(s);
   requireSteeringCaps();
-  const ports = resolvePortSet(s.ports, s.excludePorts);
+  const ports = resolvePortSet(s.ports, excludeMetricsPort(s.excludePorts, s.metricsListen));
   parseUpgradePorts(s.upgrades, ALL_DIALOGUES); // a bad spec fails here, before anything is touched
   validateAcmeSettings(s);
   // The state directory and the CA before the steering: a state directory that
@@ -88,11 +89,15 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   // here, once, before any worker could race to create it.
   const stateDir = await StateDir.open(s.stateDir, log);
   const ca = await InternalCa.open({ stateDir, log });
+  // Before the steering: a metrics address in use stops jfe with nothing touched,
+  // unless a running agent holds it (a takeover): it frees it when it drains.
+  const previousAgent = readLiveAgent(agentRecordPath(s.runDir, fs.statSync('/proc/self/ns/net').ino));
+  const metrics = await startPrimaryMetrics(s.metricsListen, log, { waitForPrevious: previousAgent !== null });
   const attached = attach({ ...steeringOptions(s), ports }, log);
   log.info({ state: attached.state, ports: attached.ports, linkId: attached.linkId }, 'steering ready');
   const maps = openSteering({ pinDir: s.pinDir });
   log.info({ caExpires: ca.rootNotAfter.toISOString() }, 'internal CA ready');
-  const acme = s.issuer === 'acme' ? await AcmeOwner.open(s, stateDir, log) : null;
+  const acme = s.issuer === 'acme' ? await AcmeOwner.open(s, stateDir, log, metrics.certEvents) : null;
 
   const removed = maps.removeBypassOf((pid) => !processAlive(pid));
   if (removed > 0) log.warn({ removed }, 'removed bypass entries left by agents that died');
@@ -145,6 +150,7 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   } finally {
     release();
   }
+  metrics.connect({ maps, pinDir: s.pinDir, netnsIno: attached.netnsIno, slots: n, workers: () => pool.children() });
   log.info({ workers: n, pid: process.pid }, 'jfe running');
 
   let stopping = false;
@@ -218,6 +224,8 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
       stopping = true;
       log.info({ signal, drainMs: s.drainTimeout }, 'stopping: draining connections');
       sync.stop();
+      // Free the metrics address at once, for a successor that starts while we drain.
+      void metrics.close();
       const superseded = readAgentRecord(recordFile)?.pid !== process.pid;
       removeAgentRecordIfMine(recordFile);
       void pool.stop(s.drainTimeout + 5000).then(() => {
@@ -231,21 +239,13 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   });
 }
 
-/** Counts kept by a worker until metrics/ takes over these hooks. */
-function loggingEvents(log: Logger): AgentEvents {
-  return {
-    ...NO_EVENTS,
-    refused: () => undefined,
-    collision: () => log.debug({}, 'upstream source port collided with a client connection; picked another'),
-  };
-}
-
 async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger): Promise<number> {
   const maps = openSteering({ pinDir: s.pinDir });
+  const wm = startWorkerMetrics(log);
   // SIGHUP reopens the whole certificate side from the state directory.
   const openCerts = async () => {
-    const { manager, store } = await openCertManager({ stateDir: s.stateDir, log });
-    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log }) : null;
+    const { manager, store } = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents });
+    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log, events: wm.certEvents }) : null;
     return { certs: acme?.certs ?? manager, challenges: acme?.challenges };
   };
   const opened = await openCerts();
@@ -265,9 +265,10 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
       upgradeTimeoutMs: s.upgradeTimeout,
       upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
-    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: loggingEvents(log), log },
+    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: wm.agentEvents, log },
   );
   await agent.start();
+  wm.serve(() => agent.activeConnections);
   process.send?.(READY_MESSAGE);
   return new Promise((resolve) => {
     let stopping = false;

@@ -23,7 +23,8 @@ export type JfeErrorCode =
   | 'JFE_ERR_CERT'
   | 'JFE_ERR_STATE'
   | 'JFE_ERR_TAKEOVER'
-  | 'JFE_ERR_NOT_RUNNING';
+  | 'JFE_ERR_NOT_RUNNING'
+  | 'JFE_ERR_METRICS_LISTEN';
 
 export class JfeError extends Error {
   readonly code: JfeErrorCode;

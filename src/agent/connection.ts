@@ -34,6 +34,8 @@ export interface ConnectionEvents {
   /** protocol: set for kind 'upgrade' only. */
   opened(kind: ConnectionKind, port: number, protocol?: UpgradeProtocol): void;
   bytes(direction: 'in' | 'out', n: number): void;
+  /** A TLS handshake terminated here completed: seconds from the complete ClientHello (certificate wait included). */
+  handshake?(seconds: number): void;
   handshakeFailed(reason: HandshakeFailure): void;
   upstreamFailed(reason: UpstreamFailure): void;
   closed(kind: ConnectionKind | 'none', result: RelayResult | null): void;
@@ -658,6 +660,7 @@ class Sniffer implements ConnectionHandle {
   ): Promise<void> {
     const { client, dst, deps } = this;
     const upstream = this.upstream;
+    const startedNs = process.hrtime.bigint();
     const deadline = setTimeout(() => {
       deps.events.handshakeFailed('handshake-timeout');
       this.destroy();
@@ -712,6 +715,7 @@ class Sniffer implements ConnectionHandle {
     secure.once('secure', () => {
       handshaken = true;
       clearTimeout(deadline);
+      deps.events.handshake?.(Number(process.hrtime.bigint() - startedNs) / 1e9);
       // What tls.Server does at 'secure': without it, a TLSSocket made by hand
       // keeps later TLS errors to itself and the connection lingers until idle.
       (secure as unknown as { _releaseControl?: () => void })._releaseControl?.();

@@ -6,6 +6,7 @@
 import type { SecureContext } from 'node:tls';
 import { JfeError, isJfeError } from '../errors';
 import type { Logger } from '../log';
+import { type CertEvents, NO_CERT_EVENTS } from './cert-events';
 import { canonicalIp, normaliseServername } from './cert-name';
 import type { CertRequest, CertSource } from './cert-source';
 import { ISSUER_NAME_RE, type Issuer } from './issuer';
@@ -30,6 +31,8 @@ export interface CertManagerOptions {
   /** First wait after a failed renewal; doubles up to renewRetryMaxMs. */
   renewRetryMinMs?: number;
   renewRetryMaxMs?: number;
+  /** Issuance results for metrics (NO_CERT_EVENTS when absent). */
+  events?: CertEvents;
 }
 
 export interface CertManagerStats {
@@ -79,6 +82,7 @@ export class CertManager implements CertSource {
   private readonly issueTimeoutMs: number;
   private readonly renewRetryMinMs: number;
   private readonly renewRetryMaxMs: number;
+  private readonly events: CertEvents;
   /** Single flight: one issuance per (issuer, name), awaited by every handshake that needs it. */
   private readonly inFlight = new Map<string, Promise<CertEntry>>();
   private readonly renewRetry = new Map<string, RetryState>();
@@ -95,6 +99,7 @@ export class CertManager implements CertSource {
     this.issueTimeoutMs = opts.issueTimeoutMs ?? DEFAULT_ISSUE_TIMEOUT_MS;
     this.renewRetryMinMs = opts.renewRetryMinMs ?? DEFAULT_RENEW_RETRY_MIN_MS;
     this.renewRetryMaxMs = opts.renewRetryMaxMs ?? DEFAULT_RENEW_RETRY_MAX_MS;
+    this.events = opts.events ?? NO_CERT_EVENTS;
   }
 
   /**
@@ -153,7 +158,8 @@ export class CertManager implements CertSource {
         throw isJfeError(err) ? err : new JfeError('JFE_ERR_CERT', `issue for ${name}: ${(err as Error).message}`, { cause: err });
       }
       this.counts.fallbacksTotal++;
-      this.log.warn({ err, name, fallback }, 'cannot issue for the requested name; using the dialled address');
+      // Per handshake: the issuance failure itself was logged once, in issueAndStore.
+      this.log.debug({ err, name, fallback }, 'cannot issue for the requested name; using the dialled address');
       return this.contextFor({ servername: null, localAddress: fallback });
     }
   }
@@ -177,8 +183,12 @@ export class CertManager implements CertSource {
       entry = await this.store.put(this.issuer.name, name, issued);
     } catch (err) {
       this.counts.issueErrorsTotal++;
+      this.events.issued(this.issuer.name, 'error');
+      // A renewal's failure is logged by renewInBackground, with its retry.
+      if (!renewing) this.log.warn({ err, issuer: this.issuer.name, name }, 'certificate issuance failed');
       throw err;
     }
+    this.events.issued(this.issuer.name, 'ok');
     this.renewRetry.delete(name);
     if (renewing) this.counts.renewedTotal++;
     else this.counts.issuedTotal++;
@@ -220,6 +230,8 @@ export interface OpenCertManagerOptions {
   maxContexts?: number;
   contextOptions?: ContextOptions;
   issueTimeoutMs?: number;
+  /** Issuance results and expiries for metrics. */
+  events?: CertEvents;
 }
 
 /**
@@ -236,7 +248,8 @@ export async function openCertManager(opts: OpenCertManagerOptions): Promise<{ m
     maxStoredPerIssuer: opts.maxStoredPerIssuer,
     maxContexts: opts.maxContexts,
     contextOptions: opts.contextOptions,
+    events: opts.events,
   });
-  const manager = new CertManager({ issuer: ca, store, log: opts.log, now: opts.now, issueTimeoutMs: opts.issueTimeoutMs });
+  const manager = new CertManager({ issuer: ca, store, log: opts.log, now: opts.now, issueTimeoutMs: opts.issueTimeoutMs, events: opts.events });
   return { manager, ca, store };
 }

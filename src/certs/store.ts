@@ -9,6 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { JfeError, isSystemError } from '../errors';
 import type { Logger } from '../log';
+import { type CertEvents, NO_CERT_EVENTS } from './cert-events';
 import { fileSafeName, isIpName, nameFromFileSafe } from './cert-name';
 import { ISSUER_NAME_RE, type IssuedCert } from './issuer';
 import { type StateDir, isTempName } from './state-dir';
@@ -30,6 +31,8 @@ export interface CertStoreOptions {
   /** SecureContexts kept in memory, least recently used evicted first. */
   maxContexts?: number;
   contextOptions?: ContextOptions;
+  /** Reports the expiry of every certificate held (loaded or taken), for metrics. */
+  events?: CertEvents;
 }
 
 export interface CertInfo {
@@ -101,6 +104,7 @@ export class CertStore {
   private readonly maxStoredPerIssuer: number;
   private readonly maxContexts: number;
   private readonly contextOptions: ContextOptions;
+  private readonly events: CertEvents;
   /** Leaves on disk, PEM kept in memory so a context miss never waits on the disk (bounded by the cap). */
   private readonly disk = new Map<string, Held>();
   private readonly storedPerIssuer = new Map<string, number>();
@@ -118,6 +122,7 @@ export class CertStore {
     this.maxStoredPerIssuer = opts.maxStoredPerIssuer ?? DEFAULT_MAX_STORED_PER_ISSUER;
     this.maxContexts = Math.max(1, opts.maxContexts ?? DEFAULT_MAX_CONTEXTS);
     this.contextOptions = opts.contextOptions ?? {};
+    this.events = opts.events ?? NO_CERT_EVENTS;
   }
 
   /** Opens <state>/certs/ and loads every stored leaf. Throws JFE_ERR_STATE when the directory cannot be used. */
@@ -207,6 +212,7 @@ export class CertStore {
         'certificate store full for this issuer; certificate kept in memory only',
       );
     }
+    this.events.expiry(name, info.notAfter);
     return this.remember(key, { info, context });
   }
 
@@ -300,6 +306,7 @@ export class CertStore {
     }
     this.disk.set(keyOf(issuer, name), { info, certPem, keyPem });
     this.adjustStored(issuer, +1);
+    this.events.expiry(name, info.notAfter);
   }
 }
 

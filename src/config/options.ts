@@ -3,6 +3,7 @@
 // key (both derived from the name), default, help text and validation.
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { parseListenAddress } from './listen-address';
 import { checkDnsServer, checkIpAddress, normaliseDomainPattern, splitList } from './name-lists';
 import { parsePortSet } from './ports';
 import { parseRateLimit } from './rate-limit';
@@ -374,6 +375,19 @@ export const OPTIONS = {
     default: '10000',
     hidden: true,
     schema: count('negative cache size', 1, 10_000_000),
+  }),
+  metricsListen: def({
+    type: 'string',
+    describe: 'address of the Prometheus /metrics and /healthz endpoint: host:port, [v6]:port, :port (every address), or "off"',
+    default: '127.0.0.1:9464',
+    schema: z.string().transform((v, ctx) => {
+      try {
+        return parseListenAddress(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   }),
   verbose: def({
     type: 'boolean',

@@ -12,7 +12,7 @@ import { AcmeIssuer, type ChallengeType, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_S
 import { AcmeOrders, type OrderReply } from '../certs/acme/acme-orders';
 import { loadOrCreateAccountKey } from '../certs/acme/account-key';
 import { CHALLENGES_DIR, ChallengeFiles, readChallengeFiles } from '../certs/acme/challenge-files';
-import { NO_CERT_EVENTS } from '../certs/cert-events';
+import { type CertEvents, NO_CERT_EVENTS } from '../certs/cert-events';
 import type { CertSource } from '../certs/cert-source';
 import { createNamePolicy } from '../certs/policy';
 import type { StateDir } from '../certs/state-dir';
@@ -117,7 +117,7 @@ export class AcmeOwner {
     this.files.onPendingPorts = fn;
   }
 
-  static async open(s: AcmeSettings, stateDir: StateDir, log: Logger): Promise<AcmeOwner> {
+  static async open(s: AcmeSettings, stateDir: StateDir, log: Logger, events: CertEvents = NO_CERT_EVENTS): Promise<AcmeOwner> {
     const acmeLog = log.child({ component: 'acme' });
     let extraCa: string | null = null;
     if (s.acmeCaFile !== '') {
@@ -131,7 +131,6 @@ export class AcmeOwner {
     const accountKeyPem = await loadOrCreateAccountKey(stateDir, acmeLog);
     const files = new ChallengeFiles(challengesDir(s));
     await files.open();
-    const events = NO_CERT_EVENTS;
     const policy = createNamePolicy(namePolicyOptions(s), { log: acmeLog, events });
     const types = challengeTypes(s);
     const common = {
@@ -177,7 +176,7 @@ export class AcmeOwner {
 /** A worker's side: the CertSource over its store and the internal CA, and the challenge responder. */
 export function openAcmeWorker(
   s: AcmeSettings,
-  deps: { store: CertStore; internal: CertSource; log: Logger },
+  deps: { store: CertStore; internal: CertSource; log: Logger; events?: CertEvents },
 ): { certs: AcmeCertSource; challenges: ChallengeResponder } {
   let nextId = 1;
   const pending = new Map<number, { resolve: (r: OrderReply) => void; timer: NodeJS.Timeout }>();
@@ -205,7 +204,7 @@ export function openAcmeWorker(
     store: deps.store,
     internal: deps.internal,
     requestOrder,
-    events: NO_CERT_EVENTS,
+    events: deps.events ?? NO_CERT_EVENTS,
     log: deps.log,
     issueWaitMs: effectiveIssueWaitMs(s),
     now: () => Date.now() + offset,

@@ -54,6 +54,11 @@ export class WorkerPool {
     return this.live.size;
   }
 
+  /** Every live worker process, current and draining (metrics scrapes ask each). */
+  children(): ChildProcess[] {
+    return [...this.live];
+  }
+
   /** The pids of the current generation, by slot. */
   pids(): number[] {
     return [...this.current.values()].map((w) => w.pid ?? 0);
