@@ -16,10 +16,10 @@ test('accepted forms', () => {
 
 test('bad values name the setting and the problem', () => {
   const cases: [string, string][] = [
-    ['9464', 'invalid --metrics-listen (JFE_METRICS_LISTEN): must be host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464) or "off", got "9464"'],
-    ['127.0.0.1:70000', 'invalid --metrics-listen (JFE_METRICS_LISTEN): must be host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464) or "off", got "127.0.0.1:70000"'],
-    ['::1:9464', 'invalid --metrics-listen (JFE_METRICS_LISTEN): must be host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464) or "off", got "::1:9464"'],
-    ['[1.2.3.4]:9464', 'invalid --metrics-listen (JFE_METRICS_LISTEN): "1.2.3.4" in brackets is not an IPv6 address'],
+    ['9464', 'invalid --metrics-listen (command line): must be host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464) or "off", got "9464"'],
+    ['127.0.0.1:70000', 'invalid --metrics-listen (command line): must be host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464) or "off", got "127.0.0.1:70000"'],
+    ['::1:9464', 'invalid --metrics-listen (command line): must be host:port (e.g. 127.0.0.1:9464, [::1]:9464, :9464) or "off", got "::1:9464"'],
+    ['[1.2.3.4]:9464', 'invalid --metrics-listen (command line): "1.2.3.4" in brackets is not an IPv6 address'],
   ];
   for (const [v, msg] of cases) {
     assert.throws(() => loadSettings({ metricsListen: v }, ['metricsListen'], { env: {} }), (err: unknown) => {
