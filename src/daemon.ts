@@ -84,15 +84,15 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   const ports = resolvePortSet(s.ports, excludeMetricsPort(s.excludePorts, s.metricsListen));
   parseUpgradePorts(s.upgrades, ALL_DIALOGUES); // a bad spec fails here, before anything is touched
   validateAcmeSettings(s);
+  // Before the steering: a metrics address in use stops jfe with nothing touched,
+  // unless a running agent holds it (a takeover): it frees it when it drains.
+  const previousAgent = readLiveAgent(agentRecordPath(s.runDir, fs.statSync('/proc/self/ns/net').ino));
+  const metrics = await startPrimaryMetrics(s.metricsListen, log, { waitForPrevious: previousAgent !== null });
   // The state directory and the CA before the steering: a state directory that
   // cannot be used fails the start with nothing attached. The root is created
   // here, once, before any worker could race to create it.
   const stateDir = await StateDir.open(s.stateDir, log);
   const ca = await InternalCa.open({ stateDir, log });
-  // Before the steering: a metrics address in use stops jfe with nothing touched,
-  // unless a running agent holds it (a takeover): it frees it when it drains.
-  const previousAgent = readLiveAgent(agentRecordPath(s.runDir, fs.statSync('/proc/self/ns/net').ino));
-  const metrics = await startPrimaryMetrics(s.metricsListen, log, { waitForPrevious: previousAgent !== null });
   const attached = attach({ ...steeringOptions(s), ports }, log);
   log.info({ state: attached.state, ports: attached.ports, linkId: attached.linkId }, 'steering ready');
   const maps = openSteering({ pinDir: s.pinDir });
