@@ -177,6 +177,12 @@ export class CertManager implements CertSource {
 
   private async issueAndStore(name: string): Promise<CertEntry> {
     const renewing = this.store.describe(this.issuer.name, name) !== undefined;
+    if (!renewing) {
+      // Another worker may have issued it already: serve the same leaf, issue nothing.
+      const adopted = await this.store.adoptFromDisk(this.issuer.name, name);
+      const now = this.now();
+      if (adopted && now < adopted.info.notAfter.getTime() && !renewalDue(adopted.info, now)) return adopted;
+    }
     let entry: CertEntry;
     try {
       const issued = await this.issuer.issue(name);

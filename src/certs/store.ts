@@ -159,6 +159,25 @@ export class CertStore {
     return this.remember(key, { info: held.info, context });
   }
 
+  /**
+   * A leaf another process of this jfe stored for (issuer, name) after this
+   * store was loaded (workers share the state directory), taken in; undefined
+   * when there is none or it is unusable. Only for names not held at all.
+   */
+  async adoptFromDisk(issuer: string, name: string): Promise<CertEntry | undefined> {
+    const key = keyOf(issuer, name);
+    if (this.disk.has(key) || this.contexts.has(key)) return undefined;
+    const base = fileSafeName(name);
+    const dir = path.join(this.stateDir.root, CERTS_DIR, issuer, base);
+    try {
+      await fsp.access(path.join(dir, CERT_FILE));
+      await this.loadOne(issuer, dir, base);
+    } catch {
+      return undefined;
+    }
+    return this.lookup(issuer, name);
+  }
+
   /** What is held for (issuer, name), without making a context or touching the LRU. */
   describe(issuer: string, name: string): CertInfo | undefined {
     const key = keyOf(issuer, name);

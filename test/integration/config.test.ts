@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { httpGet, waitSteered } from '../helpers/clients';
+import { connectTls, eventually, httpGet, waitSteered } from '../helpers/clients';
 import { startJfe } from '../helpers/jfe';
 import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
@@ -83,6 +83,38 @@ test('configuration', async (t) => {
     fs.writeFileSync(config, '{"excludePorts": ""}\n');
     await hup((l) => l.msg === 'configuration reloaded');
     assert.equal(await tlsWorks(), true, 'steered again');
+    assert.equal(await jfe.stop(), 0);
+  });
+
+  await t.test('SIGHUP reloads certificates from the state directory in every worker', async () => {
+    const jfe = await startJfe(w, [], { workers: 2 });
+    await waitSteered(w, 8080);
+    const ca = fs.readFileSync(jfe.caFile, 'utf8');
+    // One connection per worker is not guaranteed by the slot hash: take several.
+    const serials = async (): Promise<Set<string>> => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        const c = await connectTls(w.cli, w.srv4, 8080, ca, 'reload.example');
+        seen.add(c.tls.getPeerX509Certificate()?.serialNumber ?? '');
+        c.tls.destroy();
+      }
+      return seen;
+    };
+    const before = await serials();
+    assert.equal(before.size, 1, 'one certificate for the name, shared by the workers');
+    // An operator removes it (e.g. to force a new one): held in memory until SIGHUP.
+    fs.rmSync(path.join(jfe.stateDir, 'certs', 'internal', 'reload.example'), { recursive: true });
+    assert.deepEqual(await serials(), before, 'still served from memory before SIGHUP');
+    const seen = jfe.logs.length;
+    jfe.proc.kill('SIGHUP');
+    await eventually(async () => {
+      const n = jfe.logs.slice(seen).filter((l) => l.msg === 'certificates reloaded from the state directory').length;
+      if (n < 2) throw new Error(`${n} of 2 workers reloaded`);
+    }, 10_000);
+    const after = await serials();
+    assert.equal(after.size, 1);
+    assert.notDeepEqual(after, before, 'a new certificate after the reload');
+    assert.ok(fs.existsSync(path.join(jfe.stateDir, 'certs', 'internal', 'reload.example')), 'and it is stored again');
     assert.equal(await jfe.stop(), 0);
   });
 

@@ -72,6 +72,17 @@ test('concurrent handshakes for one new name share one issuance', async (t) => {
   assert.equal(s.manager.stats().inFlight, 0);
 });
 
+test('two workers on one state directory: the second serves the leaf the first stored, issuing nothing', async (t) => {
+  const root = tempDir(t);
+  const a = await setup(root);
+  const b = await setup(root); // opened before a issued, like a sibling worker
+  await a.manager.contextFor({ servername: 'shared.example', localAddress: LOCAL });
+  await b.manager.contextFor({ servername: 'shared.example', localAddress: LOCAL });
+  assert.deepEqual(a.issuer.asked, ['shared.example']);
+  assert.deepEqual(b.issuer.asked, [], 'adopted from disk');
+  assert.equal(b.manager.describe('shared.example')?.serial, a.manager.describe('shared.example')?.serial);
+});
+
 test('a held name is answered at once with the same context, and not issued again', async (t) => {
   const s = await setup(tempDir(t));
   const first = await s.manager.contextFor({ servername: 'svc.example', localAddress: LOCAL });
