@@ -4,16 +4,11 @@
 // from it, and whatever was read past what was taken is handed back (the
 // ClientHello sent right after a request, a server's early bytes).
 import type net from 'node:net';
+import { DialogueStop } from './dialogue-run';
 
 export type Side = 'client' | 'upstream';
 
 /** Why a dialogue stopped early; becomes the 'failed' outcome's reason. */
-export class DialogueStop extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
-
 class SideBytes {
   buf: Buffer;
   private ended: string | null = null;

@@ -4,7 +4,8 @@
 // code, CAPABILITY answer), and the client's STARTTLS is answered here.
 // Authentication policy stays the server's: LOGINDISABLED is left as it is.
 import type net from 'node:net';
-import { DialogueStop, LineIo, startsWith, text } from './lines';
+import { DialogueStop, runDialogue } from './dialogue-run';
+import { LineIo, startsWith, text } from './lines';
 import type { Dialogue, DialogueFactory, UpgradeOutcome } from './upgrade';
 
 /** Lines in one server response, and client commands before the client must decide. */
@@ -37,15 +38,8 @@ const hasStartTls = (caps: string[]): boolean => caps.some((c) => c.toUpperCase(
 class ImapDialogue implements Dialogue {
   readonly protocol = 'imap' as const;
 
-  async run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
-    const io = new LineIo(client, upstream, first, signal);
-    try {
-      return await this.talk(io);
-    } catch (e) {
-      return { kind: 'failed', reason: e instanceof DialogueStop ? e.reason : String(e) };
-    } finally {
-      io.close();
-    }
+  run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
+    return runDialogue(new LineIo(client, upstream, first, signal), (io) => this.talk(io));
   }
 
   /** Server lines up to and including the one tagged `tag`. */
@@ -60,11 +54,7 @@ class ImapDialogue implements Dialogue {
   }
 
   private async talk(io: LineIo): Promise<UpgradeOutcome> {
-    const passthrough = (toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome => ({
-      kind: 'passthrough',
-      clientRest: Buffer.concat([...toServer, io.rest('client')]),
-      upstreamRest: Buffer.concat([...toClient, io.rest('upstream')]),
-    });
+    const passthrough = (toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome => io.passthrough(toClient, toServer);
     const greeting = await io.line('upstream');
     // PREAUTH, BYE: nothing to upgrade.
     if (!/^\* OK\b/i.test(text(greeting))) return passthrough([greeting]);

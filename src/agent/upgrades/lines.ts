@@ -5,16 +5,12 @@
 // line is handed back (the ClientHello pipelined after STARTTLS, a server's
 // early bytes) so nothing is lost.
 import type net from 'node:net';
+import { DialogueStop } from './dialogue-run';
+import type { UpgradeOutcome } from './upgrade';
 
 export type Side = 'client' | 'upstream';
 
 /** Why a dialogue stopped early; becomes the 'failed' outcome's reason. */
-export class DialogueStop extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
-
 /** Longest line either side may send during a dialogue (SMTP's limit is 512; IMAP capability lists run longer). */
 export const MAX_LINE_BYTES = 4096;
 
@@ -140,6 +136,18 @@ export class LineIo {
   /** What was read from `side` past the last line taken. */
   rest(side: Side): Buffer {
     return this.readers[side].buf;
+  }
+
+  /**
+   * Step aside: each side gets what it has not seen yet (`toClient` lines the
+   * server sent, `toServer` lines the client sent), then whatever was read past them.
+   */
+  passthrough(toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome {
+    return {
+      kind: 'passthrough',
+      clientRest: Buffer.concat([...toServer, this.rest('client')]),
+      upstreamRest: Buffer.concat([...toClient, this.rest('upstream')]),
+    };
   }
 
   /** Removes every listener of ours and leaves both sockets paused. */

@@ -17,7 +17,8 @@
 // until authentication ends (the server's OK or ERR) client packets go one
 // sequence number down and the server's one up (strict clients check them).
 import type net from 'node:net';
-import { ByteIo, DialogueStop } from './bytes';
+import { ByteIo } from './bytes';
+import { DialogueStop, runDialogue } from './dialogue-run';
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from './upgrade';
 
 export const CLIENT_MYSQL = 0x1; // MariaDB: clear in a MariaDB server's caps (extended caps present)
@@ -71,16 +72,8 @@ function header(len: number, seq: number): Buffer {
 class MysqlDialogue implements Dialogue {
   readonly protocol = 'mysql' as const;
 
-  async run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
-    const io = new ByteIo(client, upstream, first, 'upstream', signal);
-    try {
-      return await this.negotiate(io);
-    } catch (err) {
-      if (err instanceof DialogueStop) return { kind: 'failed', reason: err.reason };
-      return { kind: 'failed', reason: String(err) };
-    } finally {
-      io.close();
-    }
+  run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
+    return runDialogue(new ByteIo(client, upstream, first, 'upstream', signal), (io) => this.negotiate(io));
   }
 
   private async negotiate(io: ByteIo): Promise<UpgradeOutcome> {

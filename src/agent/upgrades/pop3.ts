@@ -2,7 +2,8 @@
 // POP3 STLS (RFC 2595 4) on behalf of a server without TLS: STLS is added to
 // the server's CAPA list (RFC 2449) and the client's STLS is answered here.
 import type net from 'node:net';
-import { DialogueStop, LineIo, eol, startsWith, text } from './lines';
+import { DialogueStop, runDialogue } from './dialogue-run';
+import { LineIo, eol, startsWith, text } from './lines';
 import type { Dialogue, DialogueFactory, UpgradeOutcome } from './upgrade';
 
 /** Lines in one CAPA list, and client commands before the client must decide. */
@@ -31,23 +32,12 @@ const listsStls = (capa: Capa): boolean => capa.ok && capa.lines.slice(1, -1).so
 class Pop3Dialogue implements Dialogue {
   readonly protocol = 'pop3' as const;
 
-  async run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
-    const io = new LineIo(client, upstream, first, signal);
-    try {
-      return await this.talk(io);
-    } catch (e) {
-      return { kind: 'failed', reason: e instanceof DialogueStop ? e.reason : String(e) };
-    } finally {
-      io.close();
-    }
+  run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
+    return runDialogue(new LineIo(client, upstream, first, signal), (io) => this.talk(io));
   }
 
   private async talk(io: LineIo): Promise<UpgradeOutcome> {
-    const passthrough = (toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome => ({
-      kind: 'passthrough',
-      clientRest: Buffer.concat([...toServer, io.rest('client')]),
-      upstreamRest: Buffer.concat([...toClient, io.rest('upstream')]),
-    });
+    const passthrough = (toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome => io.passthrough(toClient, toServer);
     const greeting = await io.line('upstream');
     if (!/^\+OK\b/i.test(text(greeting))) return passthrough([greeting]);
     io.write('client', greeting);

@@ -12,7 +12,8 @@
 // server, now waiting for a startup message, gets the one the client sends
 // inside TLS. A GSSENCRequest is answered 'N' here (libpq then asks for SSL).
 import type net from 'node:net';
-import { ByteIo, DialogueStop } from './bytes';
+import { ByteIo } from './bytes';
+import { DialogueStop, runDialogue } from './dialogue-run';
 import type { Dialogue, DialogueFactory, UpgradeOutcome } from './upgrade';
 
 const SSL_REQUEST = 80877103;
@@ -35,16 +36,8 @@ export function detectPostgres(first: Buffer): 'yes' | 'no' | 'need-more' {
 class PostgresDialogue implements Dialogue {
   readonly protocol = 'postgres' as const;
 
-  async run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
-    const io = new ByteIo(client, upstream, first, 'client', signal);
-    try {
-      return await this.negotiate(io);
-    } catch (err) {
-      if (err instanceof DialogueStop) return { kind: 'failed', reason: err.reason };
-      return { kind: 'failed', reason: String(err) };
-    } finally {
-      io.close();
-    }
+  run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
+    return runDialogue(new ByteIo(client, upstream, first, 'client', signal), (io) => this.negotiate(io));
   }
 
   private async negotiate(io: ByteIo): Promise<UpgradeOutcome> {

@@ -4,7 +4,8 @@
 // STARTTLS is answered here. After the handshake the client's new EHLO goes to
 // the server, which takes a repeated EHLO as a fresh start (RFC 5321 4.1.4).
 import type net from 'node:net';
-import { DialogueStop, LineIo, eol, startsWith, text } from './lines';
+import { DialogueStop, runDialogue } from './dialogue-run';
+import { LineIo, eol, startsWith, text } from './lines';
 import type { Dialogue, DialogueFactory, UpgradeOutcome } from './upgrade';
 
 /** Lines in one server reply, and client commands before the client must decide. */
@@ -50,23 +51,12 @@ function withStartTls(reply: Reply): Buffer {
 class SmtpDialogue implements Dialogue {
   readonly protocol = 'smtp' as const;
 
-  async run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
-    const io = new LineIo(client, upstream, first, signal);
-    try {
-      return await this.talk(io);
-    } catch (e) {
-      return { kind: 'failed', reason: e instanceof DialogueStop ? e.reason : String(e) };
-    } finally {
-      io.close();
-    }
+  run(client: net.Socket, upstream: net.Socket, first: Buffer, signal: AbortSignal): Promise<UpgradeOutcome> {
+    return runDialogue(new LineIo(client, upstream, first, signal), (io) => this.talk(io));
   }
 
   private async talk(io: LineIo): Promise<UpgradeOutcome> {
-    const passthrough = (toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome => ({
-      kind: 'passthrough',
-      clientRest: Buffer.concat([...toServer, io.rest('client')]),
-      upstreamRest: Buffer.concat([...toClient, io.rest('upstream')]),
-    });
+    const passthrough = (toClient: Buffer[] = [], toServer: Buffer[] = []): UpgradeOutcome => io.passthrough(toClient, toServer);
     const greeting = await readReply(io);
     // Not a 220 greeting (a 554 refusal, or no SMTP at all): none of our business.
     if (greeting.code !== '220') return passthrough(greeting.lines);
