@@ -11,6 +11,7 @@ import { canonicalIp, normaliseServername } from './cert-name';
 import type { CertRequest, CertSource } from './cert-source';
 import { ISSUER_NAME_RE, type Issuer } from './issuer';
 import { InternalCa } from './internal-ca';
+import { withTimeout } from './with-timeout';
 import { type CertEntry, type CertInfo, CertStore, type ContextOptions } from './store';
 import { DEFAULT_STATE_DIR, StateDir } from './state-dir';
 
@@ -55,23 +56,6 @@ export function renewalDue(info: Pick<CertInfo, 'notBefore' | 'notAfter'>, nowMs
   const start = info.notBefore.getTime();
   const end = info.notAfter.getTime();
   return nowMs >= end - (end - start) / 3;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new JfeError('JFE_ERR_CERT', `${what}: no certificate within ${ms} ms`)), ms);
-    timer.unref();
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 export class CertManager implements CertSource {
@@ -150,7 +134,7 @@ export class CertManager implements CertSource {
 
   private async obtain(name: string, localAddress: string): Promise<SecureContext> {
     try {
-      return (await withTimeout(this.issueOnce(name), this.issueTimeoutMs, `issue for ${name}`)).context;
+      return (await withTimeout(this.issueOnce(name), this.issueTimeoutMs, (ms) => `issue for ${name}: no certificate within ${ms} ms`)).context;
     } catch (err) {
       const fallback = canonicalIp(localAddress);
       if (fallback === null || fallback === name) {

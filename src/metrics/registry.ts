@@ -3,6 +3,7 @@
 // are a public API (listed in the README): change them only with a note.
 // Labels take values from closed sets only; anything else becomes "other".
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CounterName } from '../bpf/maps';
 
 export const CONNECTION_KINDS = ['tls', 'plain', 'passthrough', 'upgrade', 'other'] as const;
 export const HANDSHAKE_FAILURES = [
@@ -19,17 +20,8 @@ export const DIRECTIONS = ['in', 'out'] as const;
 export const BPF_PASS_REASONS = ['not-tcp', 'port', 'loopback', 'bypass', 'no-listener', 'no-socket', 'assign-failed'] as const;
 export const COLLECTION_SOURCES = ['bpf', 'worker'] as const;
 
-/** The BPF program's counters, summed over CPUs (SteeringMaps.counters()). */
-export interface BpfCounters {
-  steered: number;
-  passNotTcp: number;
-  passPort: number;
-  passLoopback: number;
-  passBypass: number;
-  passNoListener: number;
-  passNoSocket: number;
-  assignFailed: number;
-}
+/** The BPF program's counters, summed over CPUs: what SteeringMaps.counters() returns. */
+export type BpfCounters = Record<CounterName, number>;
 
 const BPF_PASS_FIELDS: Record<(typeof BPF_PASS_REASONS)[number], keyof BpfCounters> = {
   'not-tcp': 'passNotTcp',

@@ -8,6 +8,7 @@ import * as acme from 'acme-client';
 import { JfeError } from '../../errors';
 import type { Logger } from '../../log';
 import type { IssuedCert, Issuer } from '../issuer';
+import { withTimeout } from '../with-timeout';
 import type { ChallengeFiles } from './challenge-files';
 
 export type ChallengeType = 'http-01' | 'tls-alpn-01';
@@ -56,23 +57,6 @@ export function configureAcmeHttp(extraCaPem: string | null, log: Logger): void 
   acme.setLogger((msg) => acmeLog.debug({ msg }, 'acme-client'));
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new JfeError('JFE_ERR_CERT', `${what}: no answer within ${ms} ms`)), ms);
-    timer.unref();
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
-}
-
 export class AcmeIssuer implements Issuer {
   readonly name: string;
   private client: acme.Client;
@@ -101,7 +85,7 @@ export class AcmeIssuer implements Issuer {
     const [, csr] = await acme.crypto.createCsr({ altNames: [name], ...(name.length <= MAX_CN ? { commonName: name } : {}) }, keyPem);
     let chainPem: string;
     try {
-      await withTimeout(this.ensureAccount(), REQUEST_TIMEOUT_MS * 2, `ACME account at ${this.opts.directoryUrl}`);
+      await withTimeout(this.ensureAccount(), REQUEST_TIMEOUT_MS * 2, (ms) => `ACME account at ${this.opts.directoryUrl}: no answer within ${ms} ms`);
       this.opts.onOrder?.(name);
       this.log.info({ name, directory: this.opts.directoryUrl }, 'placing ACME order');
       chainPem = await withTimeout(
@@ -117,7 +101,7 @@ export class AcmeIssuer implements Issuer {
           challengeRemoveFn: (authz, challenge) => Promise.resolve(this.withdraw(authz, challenge)),
         }),
         this.opts.orderTimeoutMs ?? DEFAULT_ORDER_TIMEOUT_MS,
-        `ACME order for ${name} at ${this.opts.directoryUrl}`,
+        (ms) => `ACME order for ${name} at ${this.opts.directoryUrl}: no answer within ${ms} ms`,
       );
     } catch (err) {
       // Start the next order afresh (directory, nonce, account lookup): the CA
