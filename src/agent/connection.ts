@@ -728,21 +728,29 @@ class Sniffer implements ConnectionHandle {
       }
       // A service that answers our plaintext with a TLS alert terminates TLS
       // itself after all (it changed, or a probe timed out): pass through next time.
-      upstream.once('data', (chunk: Buffer) => {
+      this.startRelay('tls', secure, upstream, undefined, 0, 0, (chunk) => {
         if (looksLikeTlsAnswer(chunk)) deps.tlsServices.set(dst.address, dst.port, 'tls');
       });
-      this.startRelay('tls', secure, upstream);
     });
   }
 
   /** `sentIn`/`sentOut`: bytes this connection already wrote itself before the relay, counted as relayed. */
-  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket, protocol?: UpgradeProtocol, sentIn = 0, sentOut = 0): void {
+  private startRelay(
+    kind: ConnectionKind,
+    client: net.Socket,
+    upstream: net.Socket,
+    protocol?: UpgradeProtocol,
+    sentIn = 0,
+    sentOut = 0,
+    onFirstOut?: (chunk: Buffer) => void,
+  ): void {
     const { deps } = this;
     if (protocol === undefined) deps.events.opened(kind, this.dst.port);
     else deps.events.opened(kind, this.dst.port, protocol);
     if (sentIn > 0) deps.events.bytes('in', sentIn);
     if (sentOut > 0) deps.events.bytes('out', sentOut);
-    void relay(client, upstream, { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes }).then((result) => {
+    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes, ...(onFirstOut ? { onFirstOut } : {}) };
+    void relay(client, upstream, relayOpts).then((result) => {
       if (sentIn > 0 || sentOut > 0) result = { ...result, bytesIn: result.bytesIn + sentIn, bytesOut: result.bytesOut + sentOut };
       if (deps.log.isLevelEnabled('debug')) {
         deps.log.debug({ kind, port: this.dst.port, ...result }, 'connection closed');

@@ -4,6 +4,7 @@
 // timeout and byte counts. It knows nothing of TLS, certificates or BPF.
 import type net from 'node:net';
 import { innermostSocket, resetSocket } from './reset-socket';
+import { readsOf } from './upstream-reads';
 
 export type RelayReason =
   | 'done' // both directions ended cleanly (EOF each way, every byte flushed)
@@ -25,6 +26,8 @@ export interface RelayOptions {
   idleTimeoutMs: number;
   /** in = client→upstream, out = upstream→client. Called per chunk: must stay cheap. */
   onBytes?: (direction: 'in' | 'out', n: number) => void;
+  /** Sees the first upstream→client chunk (a 'data' listener of one's own would miss it: see upstream-reads.ts). */
+  onFirstOut?: (chunk: Buffer) => void;
   /** Aborts the relay (e.g. at the end of a drain): both sides reset, reason 'aborted'. */
   signal?: AbortSignal;
 }
@@ -90,6 +93,7 @@ function runRelay(
   resolve: (r: RelayResult) => void,
 ): void {
   const onBytes = opts.onBytes;
+  let onFirstOut = opts.onFirstOut;
   const signal = opts.signal;
   let bytesIn = 0; // handed to upstream.write()
   let bytesOut = 0; // handed to client.write()
@@ -110,15 +114,42 @@ function runRelay(
   };
   const onUpstreamData = (chunk: Buffer): void => {
     if (client.destroyed) return;
+    if (onFirstOut !== undefined) onFirstOut = firstOut(onFirstOut, chunk);
     bytesOut += chunk.length;
     if (onBytes !== undefined) onBytes('out', chunk.length);
     if (!client.write(chunk)) upstream.pause();
+  };
+  // Upstream reads that bypass the stream (upstream-reads.ts): the same accounting
+  // and backpressure as onUpstreamData. A borrowed chunk lives in the socket's read
+  // buffer: upstream stays paused until client has written it out (onBorrowedFlushed).
+  let borrowedQueued = false;
+  const onBorrowedFlushed = (): void => {
+    if (borrowedQueued && client.writableLength === 0) {
+      borrowedQueued = false;
+      if (!upstream.destroyed) upstream.resume();
+    }
+  };
+  const upstreamSink = (chunk: Buffer, borrowed: boolean): boolean => {
+    if (client.destroyed) return true;
+    if (onFirstOut !== undefined) onFirstOut = firstOut(onFirstOut, chunk);
+    bytesOut += chunk.length;
+    if (onBytes !== undefined) onBytes('out', chunk.length);
+    if (!borrowed) {
+      if (client.write(chunk)) return true;
+      upstream.pause();
+      return false;
+    }
+    client.write(chunk, onBorrowedFlushed);
+    if (client.writableLength === 0) return true;
+    borrowedQueued = true;
+    upstream.pause();
+    return false;
   };
   const onUpstreamDrain = (): void => {
     client.resume();
   };
   const onClientDrain = (): void => {
-    upstream.resume();
+    if (!borrowedQueued) upstream.resume();
   };
 
   // Half-close: EOF one way ends the other socket's write side after its queue,
@@ -206,6 +237,7 @@ function runRelay(
 
   client.on('data', onClientData);
   upstream.on('data', onUpstreamData);
+  readsOf(upstream)?.setSink(upstreamSink);
   client.on('drain', onClientDrain);
   upstream.on('drain', onUpstreamDrain);
   client.on('end', onClientEnd);
@@ -270,6 +302,11 @@ function runRelay(
     );
     idleTimer.unref();
   }
+}
+
+function firstOut(f: (chunk: Buffer) => void, chunk: Buffer): undefined {
+  f(chunk);
+  return undefined;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -5,9 +5,10 @@
 // The source is put in the bypass map between bind() and connect(), so the
 // SYN reaches the service instead of coming back to the agent.
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { JfeError } from '../errors';
 import { type Family, native } from '../native';
+import { socketWithReusedReads } from './upstream-reads';
 
 export type { Family };
 
@@ -61,7 +62,7 @@ export function createDialer(opts: UpstreamOptions): { dial: Dial; close(): void
     if (!bound) throw new JfeError('JFE_ERR_UPSTREAM', `no free source port for ${sourceAddr} after ${MAX_TRIES} tries`);
     const { fd, port } = bound;
     opts.bypass.addBypass(client.family, sourceAddr, port);
-    const sock = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    const sock = socketWithReusedReads({ fd, readable: true, writable: true, allowHalfOpen: true });
     sock.once('close', () => {
       opts.bypass.deleteBypass(client.family, sourceAddr, port);
     });

@@ -24,6 +24,7 @@ import {
 import type { RelayResult } from '../../../src/agent/relay';
 import { TlsServiceCache } from '../../../src/agent/tls-services';
 import { UpgradeRegistry } from '../../../src/agent/upgrades/registry';
+import { socketWithReusedReads } from '../../../src/agent/upstream-reads';
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
 import type { CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
@@ -354,7 +355,8 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
   const opts = { ...OPTS, ...o.opts };
   const sockets: net.Socket[] = [];
   const dial = (): net.Socket => {
-    const s = net.connect({ port: upstreamPort, host: HOST, allowHalfOpen: true });
+    // Made as the agent's dialer makes it: reads through upstream-reads.ts.
+    const s = socketWithReusedReads({ allowHalfOpen: true }).connect({ port: upstreamPort, host: HOST });
     sockets.push(s);
     return s;
   };

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { relay, type RelayOptions, type RelayResult } from '../../../src/agent/relay';
+import { socketWithReusedReads } from '../../../src/agent/upstream-reads';
 
 const HOST = '127.0.0.1';
 const MiB = 1024 * 1024;
@@ -22,6 +23,12 @@ const LIMIT = { timeout: 30_000 };
 
 type Kind = 'plain' | 'tls1.3' | 'tls1.2';
 const KINDS: Kind[] = ['plain', 'tls1.3', 'tls1.2'];
+/**
+ * How the upstream socket reads: 'stream' as any net.Socket, 'reused' as the
+ * agent's dialer makes it (upstream-reads.ts: shared and borrowed read buffers).
+ */
+type Reads = 'stream' | 'reused';
+const READS: Reads[] = ['stream', 'reused'];
 
 let certPem = '';
 let keyPem = '';
@@ -100,7 +107,7 @@ async function listen(server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> = {}): Promise<Rig> {
+async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> = {}, reads: Reads = 'stream'): Promise<Rig> {
   const serviceServer = net.createServer({ allowHalfOpen: true });
   const frontServer = net.createServer({ allowHalfOpen: true });
   t.after(() => {
@@ -131,7 +138,8 @@ async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> =
   if (peerTcp !== peer) peerTcp.on('error', () => undefined); // its errors reach `peer` too
 
   const serviceAccepted = once(serviceServer, 'connection') as Promise<[net.Socket]>;
-  const upstream = net.connect({ host: HOST, port: servicePort, allowHalfOpen: true });
+  const upstream =
+    reads === 'stream' ? net.connect({ host: HOST, port: servicePort, allowHalfOpen: true }) : socketWithReusedReads({ allowHalfOpen: true }).connect({ host: HOST, port: servicePort });
   await once(upstream, 'connect');
   const [service] = await serviceAccepted;
   const serviceSaw = errorCodeAtClose(service);
@@ -202,10 +210,10 @@ async function steady(sample: () => number, quietPolls = 10, pollMs = 25): Promi
   return last;
 }
 
-for (const kind of KINDS) {
-  describe(`relay, ${kind} client side`, () => {
+for (const kind of KINDS) for (const reads of READS) {
+  describe(`relay, ${kind} client side, ${reads} upstream reads`, () => {
     test('20 MB each way at the same time arrive byte-exact; counts match', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       const up = randomBytes(20 * MiB);
       const down = randomBytes(20 * MiB);
       const atService = readToEnd(r.service);
@@ -225,7 +233,7 @@ for (const kind of KINDS) {
     for (const dir of ['in', 'out'] as const) {
       const what = dir === 'in' ? 'client→upstream' : 'upstream→client';
       test(`backpressure ${what}: a reader that does not read keeps the relay's buffers bounded, and nothing is lost`, LIMIT, async (t) => {
-        const r = await makeRig(t, kind);
+        const r = await makeRig(t, kind, {}, reads);
         const [sender, receiver, relaySource, relayDest] =
           dir === 'in' ? [r.peer, r.service, r.client, r.upstream] : [r.service, r.peer, r.upstream, r.client];
         const total = 64 * MiB;
@@ -252,7 +260,7 @@ for (const kind of KINDS) {
     }
 
     test('client half-close: upstream sees EOF, then the whole response still reaches the client', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
       const response = randomBytes(5 * MiB);
       const atPeer = readToEnd(r.peer);
@@ -269,7 +277,7 @@ for (const kind of KINDS) {
     });
 
     test('upstream half-close: the client sees EOF and can keep sending', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       const greeting = Buffer.from('220 ready, send your data then close\r\n');
       const upload = randomBytes(5 * MiB);
       const atService = readToEnd(r.service);
@@ -285,7 +293,7 @@ for (const kind of KINDS) {
     });
 
     test('client reset: the service sees ECONNRESET, not EOF', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       r.peer.write('ping');
       assert.equal((await readN(r.service, 4)).toString(), 'ping');
       r.service.write('pong!');
@@ -297,7 +305,7 @@ for (const kind of KINDS) {
     });
 
     test('upstream reset: the client sees ECONNRESET, not EOF', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       r.peer.write('ping');
       assert.equal((await readN(r.service, 4)).toString(), 'ping');
       r.service.write('pong!');
@@ -310,7 +318,7 @@ for (const kind of KINDS) {
     // libuv reports a RST that arrives behind unread bytes as EOF; the relay must not
     // pass that on as a clean FIN (see confirmEof in relay.ts).
     test('client reset behind unread bytes (relay paused by backpressure): still a reset upstream', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       r.service.pause(); // the service stops reading; the relay stops reading the client
       r.peer.write(randomBytes(64 * MiB));
       await steady(() => r.counted.in);
@@ -326,7 +334,7 @@ for (const kind of KINDS) {
     });
 
     test('upstream reset behind unread bytes (relay paused by backpressure): still a reset to the client', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       r.peer.pause();
       r.service.write(randomBytes(64 * MiB));
       await steady(() => r.counted.out);
@@ -339,7 +347,7 @@ for (const kind of KINDS) {
     });
 
     test('idle: a quiet connection is closed on both sides after idleTimeoutMs', LIMIT, async (t) => {
-      const r = await makeRig(t, kind, { idleTimeoutMs: 200 });
+      const r = await makeRig(t, kind, { idleTimeoutMs: 200 }, reads);
       r.peer.write('hello');
       assert.equal((await readN(r.service, 5)).toString(), 'hello');
       // Both peers see the connection end with a plain close: EOF, no reset.
@@ -357,7 +365,7 @@ for (const kind of KINDS) {
 
     test('idle: traffic in either direction alone keeps the connection open', LIMIT, async (t) => {
       const idleTimeoutMs = 400;
-      const r = await makeRig(t, kind, { idleTimeoutMs });
+      const r = await makeRig(t, kind, { idleTimeoutMs }, reads);
       let settled = false;
       void r.result.then(() => (settled = true));
       r.service.resume();
@@ -377,7 +385,7 @@ for (const kind of KINDS) {
     for (const dir of ['in', 'out'] as const) {
       const what = dir === 'in' ? 'client→upstream' : 'upstream→client';
       test(`idle with a stalled reader ${what}: the reader finally gets the count, give or take the write in flight`, LIMIT, async (t) => {
-        const r = await makeRig(t, kind, { idleTimeoutMs: 200 });
+        const r = await makeRig(t, kind, { idleTimeoutMs: 200 }, reads);
         const [sender, receiver] = dir === 'in' ? [r.peer, r.service] : [r.service, r.peer];
         const data = randomBytes(64 * MiB);
         receiver.pause();
@@ -400,7 +408,7 @@ for (const kind of KINDS) {
 
     test('abort signal: both peers are reset, reason aborted', LIMIT, async (t) => {
       const ac = new AbortController();
-      const r = await makeRig(t, kind, { signal: ac.signal });
+      const r = await makeRig(t, kind, { signal: ac.signal }, reads);
       r.peer.write('ping');
       assert.equal((await readN(r.service, 4)).toString(), 'ping');
       ac.abort();
@@ -410,7 +418,7 @@ for (const kind of KINDS) {
     });
 
     test('the caller destroying one socket resets the other, reason aborted', LIMIT, async (t) => {
-      const r = await makeRig(t, kind);
+      const r = await makeRig(t, kind, {}, reads);
       r.service.write('pong');
       assert.equal((await readN(r.peer, 4)).toString(), 'pong');
       r.client.destroy();
@@ -419,6 +427,57 @@ for (const kind of KINDS) {
     });
   });
 }
+
+describe('relay, reused upstream reads', () => {
+  test('two transfers at once, one reader stalled then resumed: both byte-exact (the shared read buffer is never held)', LIMIT, async (t) => {
+    const rigs = await Promise.all([makeRig(t, 'plain', {}, 'reused'), makeRig(t, 'tls1.3', {}, 'reused')]);
+    const datas = rigs.map(() => randomBytes(24 * MiB));
+    const slow = rigs[0] as Rig;
+    slow.peer.pause();
+    const got = rigs.map((r) => readToEnd(r.peer));
+    rigs.forEach((r, i) => r.service.end(datas[i] as Buffer));
+    await steady(() => slow.counted.out);
+    slow.peer.resume();
+    for (const [i, r] of rigs.entries()) {
+      const data = datas[i] as Buffer;
+      assert.deepEqual(await got[i], { length: data.length, sha: sha(data) });
+      r.peer.end();
+      assert.deepEqual(await r.result, { bytesIn: 0, bytesOut: data.length, reason: 'done' });
+    }
+  });
+
+  test('bytes unshifted before relay() reach the client ahead of later reads', LIMIT, async (t) => {
+    const serviceServer = net.createServer({ allowHalfOpen: true });
+    const frontServer = net.createServer({ allowHalfOpen: true });
+    t.after(() => {
+      serviceServer.close();
+      frontServer.close();
+    });
+    const svcPort = await listen(serviceServer);
+    const frontPort = await listen(frontServer);
+    const accepted = once(frontServer, 'connection') as Promise<[net.Socket]>;
+    const peer = net.connect({ host: HOST, port: frontPort, allowHalfOpen: true });
+    const [client] = await accepted;
+    const svcAccepted = once(serviceServer, 'connection') as Promise<[net.Socket]>;
+    const upstream = socketWithReusedReads({ allowHalfOpen: true }).connect({ host: HOST, port: svcPort });
+    const [service] = await svcAccepted;
+    t.after(() => {
+      for (const s of [peer, client, upstream, service]) s.destroy();
+    });
+    // As the sniffer does: read the service's first bytes, then put them back.
+    service.write('banner\r\n');
+    const [first] = (await once(upstream, 'data')) as [Buffer];
+    upstream.pause();
+    upstream.unshift(first);
+    const rest = randomBytes(8 * MiB);
+    const atPeer = readAll(peer);
+    const result = relay(client, upstream, { idleTimeoutMs: 30_000 });
+    service.end(rest);
+    assert.equal(sha(await atPeer), sha(Buffer.concat([first, rest])));
+    peer.end();
+    assert.equal((await result).reason, 'done');
+  });
+});
 
 describe('relay, edge cases', () => {
   test('a TLS record that fails to decrypt: client-error, and the service is reset', LIMIT, async (t) => {
