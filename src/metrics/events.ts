@@ -7,7 +7,6 @@ import type { Logger } from '../log';
 import {
   CERT_RESULTS,
   CONNECTION_KINDS,
-  DIRECTIONS,
   HANDSHAKE_FAILURES,
   type JfeMetrics,
   MAX_EXPIRY_SERIES,
@@ -40,8 +39,7 @@ function portLabel(port: number): string {
 
 /** The agent's hooks. `log` gets the debug line for collisions (cheap when debug is off). */
 export function connectionEvents(m: JfeMetrics, log: Logger): ConnectionMetricEvents {
-  // Children bound once: the per-chunk byte hook must not look labels up.
-  const bytes = { in: m.bytesTotal.labels({ direction: DIRECTIONS[0] }), out: m.bytesTotal.labels({ direction: DIRECTIONS[1] }) };
+  const pending = m.bytesPending;
   return {
     opened(kind, port, protocol) {
       const k = bounded(CONNECTION_KINDS, kind);
@@ -49,7 +47,7 @@ export function connectionEvents(m: JfeMetrics, log: Logger): ConnectionMetricEv
       if (k === 'upgrade') m.upgradesTotal.inc({ protocol: bounded(UPGRADE_PROTOCOLS, protocol) });
     },
     bytes(direction, n) {
-      (direction === 'in' ? bytes.in : bytes.out).inc(n);
+      pending[direction] += n;
     },
     handshake(seconds) {
       m.handshakeSeconds.observe(seconds);

@@ -60,6 +60,8 @@ export interface JfeMetrics {
   readonly upgradesTotal: Counter<'protocol'>;
   readonly connectionsActive: Gauge;
   readonly bytesTotal: Counter<'direction'>;
+  /** Bytes counted since the last scrape, added to bytesTotal when it is collected. */
+  readonly bytesPending: Record<'in' | 'out', number>;
   readonly handshakeSeconds: Histogram;
   readonly handshakeFailuresTotal: Counter<'reason'>;
   readonly upstreamConnectFailuresTotal: Counter<'reason'>;
@@ -109,11 +111,23 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
       if (active) this.set(active());
     },
   });
+  // Counted per chunk on the relay's hot path: a plain addition there, handed to
+  // prom-client at scrape time (Counter.inc hashes its labels on every call: about
+  // 3% of a worker's CPU in keep-alive TLS, perf 2026-11-27).
+  const bytesPending = { in: 0, out: 0 };
   const bytesTotal = new Counter({
     name: 'jfe_bytes_total',
     help: 'Plaintext bytes relayed: in = client to service, out = service to client.',
     labelNames: ['direction'],
     registers,
+    collect() {
+      for (const direction of DIRECTIONS) {
+        const n = bytesPending[direction];
+        if (n === 0) continue;
+        bytesPending[direction] = 0;
+        this.inc({ direction }, n);
+      }
+    },
   });
   const handshakeSeconds = new Histogram({
     name: 'jfe_tls_handshake_seconds',
@@ -217,6 +231,7 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     upgradesTotal,
     connectionsActive,
     bytesTotal,
+    bytesPending,
     handshakeSeconds,
     handshakeFailuresTotal,
     upstreamConnectFailuresTotal,
