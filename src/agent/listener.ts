@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { type Family, native } from '../native';
+import { adoptWithReusedReads } from './reused-reads';
 
 export interface AgentListener {
   family: Family;
@@ -15,7 +16,10 @@ export interface AgentListener {
 export function openListener(family: Family, backlog: number, onConnection: (socket: net.Socket) => void): Promise<AgentListener> {
   const fd = native().listenSocket(family, family === 4 ? '127.0.0.1' : '::1', 0, backlog);
   // allowHalfOpen: a client that shuts its write side still gets the whole response.
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+  // pauseOnConnect: nothing is read before the socket is adopted (reused-reads.ts).
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => {
+    onConnection(adoptWithReusedReads(accepted));
+  });
   return new Promise((resolve, reject) => {
     server.once('error', (err) => {
       fs.closeSync(fd);

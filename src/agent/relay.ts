@@ -4,7 +4,7 @@
 // timeout and byte counts. It knows nothing of TLS, certificates or BPF.
 import type net from 'node:net';
 import { innermostSocket, resetSocket } from './reset-socket';
-import { readsOf } from './upstream-reads';
+import { readsOf } from './reused-reads';
 
 export type RelayReason =
   | 'done' // both directions ended cleanly (EOF each way, every byte flushed)
@@ -26,7 +26,7 @@ export interface RelayOptions {
   idleTimeoutMs: number;
   /** in = client→upstream, out = upstream→client. Called per chunk: must stay cheap. */
   onBytes?: (direction: 'in' | 'out', n: number) => void;
-  /** Sees the first upstream→client chunk (a 'data' listener of one's own would miss it: see upstream-reads.ts). */
+  /** Sees the first upstream→client chunk (a 'data' listener of one's own would miss it: see reused-reads.ts). */
   onFirstOut?: (chunk: Buffer) => void;
   /** Aborts the relay (e.g. at the end of a drain): both sides reset, reason 'aborted'. */
   signal?: AbortSignal;
@@ -119,15 +119,38 @@ function runRelay(
     if (onBytes !== undefined) onBytes('out', chunk.length);
     if (!client.write(chunk)) upstream.pause();
   };
-  // Upstream reads that bypass the stream (upstream-reads.ts): the same accounting
-  // and backpressure as onUpstreamData. A borrowed chunk lives in the socket's read
-  // buffer: upstream stays paused until client has written it out (onBorrowedFlushed).
-  let borrowedQueued = false;
-  const onBorrowedFlushed = (): void => {
-    if (borrowedQueued && client.writableLength === 0) {
-      borrowedQueued = false;
+  // Reads that bypass the stream (reused-reads.ts): the same accounting and
+  // backpressure as onClientData/onUpstreamData. A borrowed chunk lives in the
+  // source socket's read buffer: the source stays paused until the destination
+  // has written it out (on*BorrowedFlushed), whatever its highWaterMark says.
+  let inBorrowed = false; // client bytes borrowed, queued in upstream
+  let outBorrowed = false; // upstream bytes borrowed, queued in client
+  const onInBorrowedFlushed = (): void => {
+    if (inBorrowed && upstream.writableLength === 0) {
+      inBorrowed = false;
+      if (!client.destroyed) client.resume();
+    }
+  };
+  const onOutBorrowedFlushed = (): void => {
+    if (outBorrowed && client.writableLength === 0) {
+      outBorrowed = false;
       if (!upstream.destroyed) upstream.resume();
     }
+  };
+  const clientSink = (chunk: Buffer, borrowed: boolean): boolean => {
+    if (upstream.destroyed) return true;
+    bytesIn += chunk.length;
+    if (onBytes !== undefined) onBytes('in', chunk.length);
+    if (!borrowed) {
+      if (upstream.write(chunk)) return true;
+      client.pause();
+      return false;
+    }
+    upstream.write(chunk, onInBorrowedFlushed);
+    if (upstream.writableLength === 0) return true;
+    inBorrowed = true;
+    client.pause();
+    return false;
   };
   const upstreamSink = (chunk: Buffer, borrowed: boolean): boolean => {
     if (client.destroyed) return true;
@@ -139,17 +162,17 @@ function runRelay(
       upstream.pause();
       return false;
     }
-    client.write(chunk, onBorrowedFlushed);
+    client.write(chunk, onOutBorrowedFlushed);
     if (client.writableLength === 0) return true;
-    borrowedQueued = true;
+    outBorrowed = true;
     upstream.pause();
     return false;
   };
   const onUpstreamDrain = (): void => {
-    client.resume();
+    if (!inBorrowed) client.resume();
   };
   const onClientDrain = (): void => {
-    if (!borrowedQueued) upstream.resume();
+    if (!outBorrowed) upstream.resume();
   };
 
   // Half-close: EOF one way ends the other socket's write side after its queue,
@@ -237,6 +260,7 @@ function runRelay(
 
   client.on('data', onClientData);
   upstream.on('data', onUpstreamData);
+  readsOf(client)?.setSink(clientSink);
   readsOf(upstream)?.setSink(upstreamSink);
   client.on('drain', onClientDrain);
   upstream.on('drain', onUpstreamDrain);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import { JfeError } from '../errors';
 import { type Family, native } from '../native';
-import { socketWithReusedReads } from './upstream-reads';
+import { socketWithReusedReads } from './reused-reads';
 
 export type { Family };
 

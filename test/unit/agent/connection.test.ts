@@ -24,7 +24,7 @@ import {
 import type { RelayResult } from '../../../src/agent/relay';
 import { TlsServiceCache } from '../../../src/agent/tls-services';
 import { UpgradeRegistry } from '../../../src/agent/upgrades/registry';
-import { socketWithReusedReads } from '../../../src/agent/upstream-reads';
+import { adoptWithReusedReads, socketWithReusedReads } from '../../../src/agent/reused-reads';
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
 import type { CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
@@ -355,12 +355,14 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
   const opts = { ...OPTS, ...o.opts };
   const sockets: net.Socket[] = [];
   const dial = (): net.Socket => {
-    // Made as the agent's dialer makes it: reads through upstream-reads.ts.
+    // Made as the agent's dialer makes it: reads through reused-reads.ts.
     const s = socketWithReusedReads({ allowHalfOpen: true }).connect({ port: upstreamPort, host: HOST });
     sockets.push(s);
     return s;
   };
-  const agent = net.createServer({ allowHalfOpen: true }, (sock) => {
+  // Accepted as the agent's listener accepts: paused, then adopted (reused-reads.ts).
+  const agent = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => {
+    const sock = adoptWithReusedReads(accepted);
     let markDone = (): void => undefined;
     const conn: Conn = {
       calls: [],

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { relay, type RelayOptions, type RelayResult } from '../../../src/agent/relay';
-import { socketWithReusedReads } from '../../../src/agent/upstream-reads';
+import { adoptWithReusedReads, readsOf, socketWithReusedReads } from '../../../src/agent/reused-reads';
 
 const HOST = '127.0.0.1';
 const MiB = 1024 * 1024;
@@ -24,8 +24,9 @@ const LIMIT = { timeout: 30_000 };
 type Kind = 'plain' | 'tls1.3' | 'tls1.2';
 const KINDS: Kind[] = ['plain', 'tls1.3', 'tls1.2'];
 /**
- * How the upstream socket reads: 'stream' as any net.Socket, 'reused' as the
- * agent's dialer makes it (upstream-reads.ts: shared and borrowed read buffers).
+ * How the relay's sockets read: 'stream' as any net.Socket, 'reused' as the
+ * agent makes them (reused-reads.ts: shared and borrowed read buffers; the
+ * accepted socket adopted, the upstream one made with onread).
  */
 type Reads = 'stream' | 'reused';
 const READS: Reads[] = ['stream', 'reused'];
@@ -109,7 +110,7 @@ async function listen(server: net.Server): Promise<number> {
 
 async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> = {}, reads: Reads = 'stream'): Promise<Rig> {
   const serviceServer = net.createServer({ allowHalfOpen: true });
-  const frontServer = net.createServer({ allowHalfOpen: true });
+  const frontServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: reads === 'reused' });
   t.after(() => {
     serviceServer.close();
     frontServer.close();
@@ -120,7 +121,9 @@ async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> =
   const accepted = once(frontServer, 'connection') as Promise<[net.Socket]>;
   const peerTcp = net.connect({ host: HOST, port: frontPort, allowHalfOpen: true });
   let peer: net.Socket = peerTcp;
-  const [raw] = await accepted;
+  const [acceptedSocket] = await accepted;
+  const raw = reads === 'reused' ? adoptWithReusedReads(acceptedSocket) : acceptedSocket;
+  if (reads === 'reused') assert.ok(readsOf(raw), 'the accepted socket was adopted');
   let client: net.Socket = raw;
   if (kind === 'plain') {
     await once(peerTcp, 'connect');
@@ -211,7 +214,7 @@ async function steady(sample: () => number, quietPolls = 10, pollMs = 25): Promi
 }
 
 for (const kind of KINDS) for (const reads of READS) {
-  describe(`relay, ${kind} client side, ${reads} upstream reads`, () => {
+  describe(`relay, ${kind} client side, ${reads} reads`, () => {
     test('20 MB each way at the same time arrive byte-exact; counts match', LIMIT, async (t) => {
       const r = await makeRig(t, kind, {}, reads);
       const up = randomBytes(20 * MiB);
@@ -428,7 +431,7 @@ for (const kind of KINDS) for (const reads of READS) {
   });
 }
 
-describe('relay, reused upstream reads', () => {
+describe('relay, reused reads', () => {
   test('two transfers at once, one reader stalled then resumed: both byte-exact (the shared read buffer is never held)', LIMIT, async (t) => {
     const rigs = await Promise.all([makeRig(t, 'plain', {}, 'reused'), makeRig(t, 'tls1.3', {}, 'reused')]);
     const datas = rigs.map(() => randomBytes(24 * MiB));

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Where an upstream socket's reads land. By default Node allocates a fresh
+// Where a relayed socket's reads land. By default Node allocates a fresh
 // 64 KiB ArrayBuffer for every read; in a bulk transfer that churn of external
 // memory kept V8's major GC busy for about a third of a worker's CPU (perf,
-// 2026-11-27). Upstream sockets are made with net.Socket's `onread` instead:
+// 2026-11-27). The agent's sockets use net.Socket's `onread` instead:
 //
-// - Reads first land in one buffer shared by every upstream socket of the
-//   process. Its bytes are copied out before the read callback returns (a
-//   small copy from Node's buffer pool, for a typical response), so the next
+// - Reads first land in one buffer shared by every such socket of the process.
+//   Its bytes are copied out before the read callback returns (a small copy
+//   from Node's buffer pool, for a typical request or response), so the next
 //   read of any socket may overwrite it.
 // - A read that fills the shared buffer marks a bulk transfer: from then on the
 //   socket reads into a buffer of its own, and the relay writes those bytes on
@@ -16,16 +16,17 @@
 //
 // Until the relay takes over (sniffing, probes, upgrade dialogues), every read is
 // pushed as ordinary stream data, so 'data', pause() and unshift() behave as on
-// any net.Socket.
+// any net.Socket. Once a TLSSocket wraps the socket, TLS reads the TCP handle
+// itself and none of this is involved.
 import net from 'node:net';
 
 /**
- * Takes one chunk read from upstream. `borrowed`: the bytes live in the socket's
+ * Takes one chunk read from the socket. `borrowed`: the bytes live in the socket's
  * own read buffer and must be written out before the socket reads again;
  * otherwise they are a copy the sink may keep. Returns false to stop reading
  * (the caller resumes the socket later).
  */
-export type UpstreamSink = (chunk: Buffer, borrowed: boolean) => boolean;
+export type ReadSink = (chunk: Buffer, borrowed: boolean) => boolean;
 
 const READ_SIZE = 64 * 1024;
 /** Reads smaller than this, this many times in a row, and a socket gives its own buffer up. */
@@ -38,10 +39,10 @@ function sharedBuffer(): Buffer {
   return shared;
 }
 
-/** The read state of one upstream socket; the relay reaches it through readsOf(). */
-export class UpstreamReads {
+/** The read state of one socket; the relay reaches it through readsOf(). */
+export class ReusedReads {
   private socket: net.Socket | null = null;
-  private sink: UpstreamSink | null = null;
+  private sink: ReadSink | null = null;
   private own: Buffer | null = null;
   private useOwn = false;
   private smallReads = 0;
@@ -58,7 +59,7 @@ export class UpstreamReads {
   }
 
   /** Hands every later read to `sink` (null: back to stream data). */
-  setSink(sink: UpstreamSink | null): void {
+  setSink(sink: ReadSink | null): void {
     this.sink = sink;
   }
 
@@ -88,19 +89,54 @@ export class UpstreamReads {
   }
 }
 
-const READS = Symbol('jfe.upstreamReads');
-type WithReads = net.Socket & { [READS]?: UpstreamReads };
+const READS = Symbol('jfe.reusedReads');
+type WithReads = net.Socket & { [READS]?: ReusedReads };
 
-/** A socket whose reads go through UpstreamReads; `opts` as for new net.Socket(). */
-export function socketWithReusedReads(opts: net.SocketConstructorOpts): net.Socket {
-  const reads = new UpstreamReads();
-  const socket = new net.Socket({ ...opts, onread: reads.onread } as net.SocketConstructorOpts) as WithReads;
+function withReads(make: (onread: ReusedReads['onread']) => net.Socket): net.Socket {
+  const reads = new ReusedReads();
+  const socket = make(reads.onread) as WithReads;
   reads.bind(socket);
   socket[READS] = reads;
   return socket;
 }
 
-/** The socket's UpstreamReads, if it was made by socketWithReusedReads(). */
-export function readsOf(socket: net.Socket): UpstreamReads | undefined {
+/** A socket whose reads go through ReusedReads; `opts` as for new net.Socket(). */
+export function socketWithReusedReads(opts: net.SocketConstructorOpts): net.Socket {
+  return withReads((onread) => new net.Socket({ ...opts, onread } as net.SocketConstructorOpts));
+}
+
+/** Node's fields behind an accepted socket that adoptWithReusedReads() moves. */
+type AcceptedInternals = net.Socket & { _handle?: object | null; _server?: net.Server | null; server?: net.Server | null };
+
+/**
+ * The same connection as `accepted` (from a net.Server created with
+ * pauseOnConnect and noDelay), as a socket whose reads go through ReusedReads:
+ * net.Server has no `onread` option. Moves the TCP handle and the server's
+ * connection count (maxConnections, close()) to the new socket, and retires
+ * the old one without closing the handle. If Node's internals are not as
+ * expected, returns `accepted` itself, resumed: the connection works as before.
+ */
+export function adoptWithReusedReads(accepted: net.Socket): net.Socket {
+  const old = accepted as AcceptedInternals;
+  const handle = old._handle;
+  if (typeof handle !== 'object' || handle === null || old.destroyed || !('_server' in old)) {
+    accepted.resume();
+    return accepted;
+  }
+  const server = old._server ?? null;
+  const socket = withReads(
+    (onread) => new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, noDelay: true, onread } as net.SocketConstructorOpts),
+  ) as AcceptedInternals;
+  old._handle = null;
+  old._server = null;
+  old.server = null;
+  socket._server = server;
+  socket.server = server;
+  old.destroy(); // no handle left: only the JS shell goes
+  return socket;
+}
+
+/** The socket's ReusedReads, if it was made by socketWithReusedReads() or adoptWithReusedReads(). */
+export function readsOf(socket: net.Socket): ReusedReads | undefined {
   return (socket as WithReads)[READS];
 }
