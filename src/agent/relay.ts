@@ -4,7 +4,7 @@
 // timeout and byte counts. It knows nothing of TLS, certificates or BPF.
 import type net from 'node:net';
 import { innermostSocket, resetSocket } from './reset-socket';
-import { readsOf } from './reused-reads';
+import { type ReadSink, readsOf } from './reused-reads';
 
 export type RelayReason =
   | 'done' // both directions ended cleanly (EOF each way, every byte flushed)
@@ -105,75 +105,31 @@ function runRelay(
   let upstreamClosed = false;
   let idleTimer: NodeJS.Timeout | null = null;
 
+  const countIn = (chunk: Buffer): void => {
+    bytesIn += chunk.length;
+    if (onBytes !== undefined) onBytes('in', chunk.length);
+  };
+  const countOut = (chunk: Buffer): void => {
+    if (onFirstOut !== undefined) onFirstOut = firstOut(onFirstOut, chunk);
+    bytesOut += chunk.length;
+    if (onBytes !== undefined) onBytes('out', chunk.length);
+  };
   // The hot path: one listener per direction, no allocation of our own.
   const onClientData = (chunk: Buffer): void => {
     if (upstream.destroyed) return;
-    bytesIn += chunk.length;
-    if (onBytes !== undefined) onBytes('in', chunk.length);
+    countIn(chunk);
     if (!upstream.write(chunk)) client.pause();
   };
   const onUpstreamData = (chunk: Buffer): void => {
     if (client.destroyed) return;
-    if (onFirstOut !== undefined) onFirstOut = firstOut(onFirstOut, chunk);
-    bytesOut += chunk.length;
-    if (onBytes !== undefined) onBytes('out', chunk.length);
+    countOut(chunk);
     if (!client.write(chunk)) upstream.pause();
   };
-  // Reads that bypass the stream (reused-reads.ts): the same accounting and
-  // backpressure as onClientData/onUpstreamData. A borrowed chunk lives in the
-  // source socket's read buffer: the source stays paused until the destination
-  // has written it out (on*BorrowedFlushed), whatever its highWaterMark says.
-  let inBorrowed = false; // client bytes borrowed, queued in upstream
-  let outBorrowed = false; // upstream bytes borrowed, queued in client
-  const onInBorrowedFlushed = (): void => {
-    if (inBorrowed && upstream.writableLength === 0) {
-      inBorrowed = false;
-      if (!client.destroyed) client.resume();
-    }
-  };
-  const onOutBorrowedFlushed = (): void => {
-    if (outBorrowed && client.writableLength === 0) {
-      outBorrowed = false;
-      if (!upstream.destroyed) upstream.resume();
-    }
-  };
-  const clientSink = (chunk: Buffer, borrowed: boolean): boolean => {
-    if (upstream.destroyed) return true;
-    bytesIn += chunk.length;
-    if (onBytes !== undefined) onBytes('in', chunk.length);
-    if (!borrowed) {
-      if (upstream.write(chunk)) return true;
-      client.pause();
-      return false;
-    }
-    upstream.write(chunk, onInBorrowedFlushed);
-    if (upstream.writableLength === 0) return true;
-    inBorrowed = true;
-    client.pause();
-    return false;
-  };
-  const upstreamSink = (chunk: Buffer, borrowed: boolean): boolean => {
-    if (client.destroyed) return true;
-    if (onFirstOut !== undefined) onFirstOut = firstOut(onFirstOut, chunk);
-    bytesOut += chunk.length;
-    if (onBytes !== undefined) onBytes('out', chunk.length);
-    if (!borrowed) {
-      if (client.write(chunk)) return true;
-      upstream.pause();
-      return false;
-    }
-    client.write(chunk, onOutBorrowedFlushed);
-    if (client.writableLength === 0) return true;
-    outBorrowed = true;
-    upstream.pause();
-    return false;
-  };
-  const onUpstreamDrain = (): void => {
-    if (!inBorrowed) client.resume();
-  };
-  const onClientDrain = (): void => {
-    if (!outBorrowed) upstream.resume();
-  };
+  // Reads that bypass the stream (reused-reads.ts), when the sockets were made for it.
+  const inFlow = directFlow(client, upstream, countIn);
+  const outFlow = directFlow(upstream, client, countOut);
+  const onUpstreamDrain = inFlow.onDestinationDrain;
+  const onClientDrain = outFlow.onDestinationDrain;
 
   // Half-close: EOF one way ends the other socket's write side after its queue,
   // once confirmEof() has ruled out a reset posing as EOF.
@@ -260,8 +216,8 @@ function runRelay(
 
   client.on('data', onClientData);
   upstream.on('data', onUpstreamData);
-  readsOf(client)?.setSink(clientSink);
-  readsOf(upstream)?.setSink(upstreamSink);
+  readsOf(client)?.setSink(inFlow.sink);
+  readsOf(upstream)?.setSink(outFlow.sink);
   client.on('drain', onClientDrain);
   upstream.on('drain', onUpstreamDrain);
   client.on('end', onClientEnd);
@@ -326,6 +282,40 @@ function runRelay(
     );
     idleTimer.unref();
   }
+}
+
+/**
+ * One direction's sink for reads that bypass the stream: the same accounting and
+ * backpressure as the 'data' path. A borrowed chunk lives in the source's read
+ * buffer: the source stays paused until the destination has written it out,
+ * whatever the destination's highWaterMark says.
+ */
+function directFlow(source: net.Socket, destination: net.Socket, count: (chunk: Buffer) => void): { sink: ReadSink; onDestinationDrain: () => void } {
+  let borrowedQueued = false;
+  const onBorrowedFlushed = (): void => {
+    if (borrowedQueued && destination.writableLength === 0) {
+      borrowedQueued = false;
+      if (!source.destroyed) source.resume();
+    }
+  };
+  const sink: ReadSink = (chunk, borrowed) => {
+    if (destination.destroyed) return true;
+    count(chunk);
+    if (!borrowed) {
+      if (destination.write(chunk)) return true;
+      source.pause();
+      return false;
+    }
+    destination.write(chunk, onBorrowedFlushed);
+    if (destination.writableLength === 0) return true;
+    borrowedQueued = true;
+    source.pause();
+    return false;
+  };
+  const onDestinationDrain = (): void => {
+    if (!borrowedQueued) source.resume();
+  };
+  return { sink, onDestinationDrain };
 }
 
 function firstOut(f: (chunk: Buffer) => void, chunk: Buffer): undefined {
