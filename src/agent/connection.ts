@@ -15,6 +15,17 @@ import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
 import type { Dial, Endpoint } from './upstream';
 
+/** What startRelay() needs beyond the two sockets, when it needs it. */
+interface RelayStart {
+  /** For kind 'upgrade'. */
+  protocol?: UpgradeProtocol;
+  /** Bytes this connection already wrote itself before the relay, counted as relayed. */
+  sentIn?: number;
+  sentOut?: number;
+  /** Sees the service's first answer (RelayOptions.onFirstOut). */
+  onFirstOut?: (chunk: Buffer) => void;
+}
+
 /** tls: terminated here; passthrough: TLS of the service's own; upgrade: terminated after an in-band request. */
 export type ConnectionKind = 'tls' | 'plain' | 'passthrough' | 'upgrade';
 
@@ -374,7 +385,7 @@ class Sniffer implements ConnectionHandle {
     if (said.length > 0) this.upstream.unshift(said);
     // Too late to unshift into the ended client: written here, counted by startRelay.
     if (data.length > 0) this.upstream.write(data);
-    this.startRelay('plain', this.client, this.upstream, undefined, data.length);
+    this.startRelay('plain', this.client, this.upstream, { sentIn: data.length });
   };
 
   private readonly onUpstreamEnd = (): void => {
@@ -383,7 +394,7 @@ class Sniffer implements ConnectionHandle {
     if (data.length > 0) this.client.unshift(data);
     // Too late to unshift into the ended upstream: written here, counted by startRelay.
     if (said.length > 0) this.client.write(said);
-    this.startRelay('plain', this.client, this.upstream, undefined, 0, said.length);
+    this.startRelay('plain', this.client, this.upstream, { sentOut: said.length });
   };
 
   private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
@@ -457,7 +468,7 @@ class Sniffer implements ConnectionHandle {
           deps.tlsServices.set(dst.address, dst.port, 'tls');
           upstream.unshift(answer);
           // The hello went upstream here, before the relay: count it.
-          this.startRelay('passthrough', client, upstream, undefined, hello.length);
+          this.startRelay('passthrough', client, upstream, { sentIn: hello.length });
           resolve(true);
           return;
         }
@@ -722,28 +733,22 @@ class Sniffer implements ConnectionHandle {
       if (upgraded) {
         if (upgraded.upstreamRest.length > 0) upstream.unshift(upgraded.upstreamRest);
         const { protocol, transform } = upgraded;
-        if (transform === undefined) this.startRelay('upgrade', secure, upstream, protocol);
-        else void this.transformFirst(secure, upstream, transform).then((ok) => ok && this.startRelay('upgrade', secure, upstream, protocol));
+        if (transform === undefined) this.startRelay('upgrade', secure, upstream, { protocol });
+        else void this.transformFirst(secure, upstream, transform).then((ok) => ok && this.startRelay('upgrade', secure, upstream, { protocol }));
         return;
       }
       // A service that answers our plaintext with a TLS alert terminates TLS
       // itself after all (it changed, or a probe timed out): pass through next time.
-      this.startRelay('tls', secure, upstream, undefined, 0, 0, (chunk) => {
-        if (looksLikeTlsAnswer(chunk)) deps.tlsServices.set(dst.address, dst.port, 'tls');
+      this.startRelay('tls', secure, upstream, {
+        onFirstOut: (chunk) => {
+          if (looksLikeTlsAnswer(chunk)) deps.tlsServices.set(dst.address, dst.port, 'tls');
+        },
       });
     });
   }
 
-  /** `sentIn`/`sentOut`: bytes this connection already wrote itself before the relay, counted as relayed. */
-  private startRelay(
-    kind: ConnectionKind,
-    client: net.Socket,
-    upstream: net.Socket,
-    protocol?: UpgradeProtocol,
-    sentIn = 0,
-    sentOut = 0,
-    onFirstOut?: (chunk: Buffer) => void,
-  ): void {
+  private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket, extra: RelayStart = {}): void {
+    const { protocol, sentIn = 0, sentOut = 0, onFirstOut } = extra;
     const { deps } = this;
     if (protocol === undefined) deps.events.opened(kind, this.dst.port);
     else deps.events.opened(kind, this.dst.port, protocol);

@@ -58,8 +58,8 @@ export class ReusedReads {
     this.socket = socket;
   }
 
-  /** Hands every later read to `sink` (null: back to stream data). */
-  setSink(sink: ReadSink | null): void {
+  /** Hands every later read to `sink` (the relay, once it takes over). */
+  setSink(sink: ReadSink): void {
     this.sink = sink;
   }
 
@@ -75,7 +75,9 @@ export class ReusedReads {
       this.smallReads = 0;
     }
     // Bytes already waiting in the stream (unshifted by the sniffer, or pushed
-    // while the relay was paused) go first: stay behind them.
+    // while the relay was paused) go first: stay behind them. With Node 20's
+    // scheduling they are flushed (on the next tick) before the next read, or the
+    // socket is paused; this keeps the order should that ever change.
     if (sink === null || socket.readableLength > 0) return socket.push(Buffer.from(buf.subarray(0, n)));
     if (isOwn) return sink(buf.subarray(0, n), true);
     return sink(Buffer.from(buf.subarray(0, n)), false);

@@ -108,15 +108,19 @@ async function listen(server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> = {}, reads: Reads = 'stream'): Promise<Rig> {
+/** The service's server and the relay's front server, listening; closed after the test. */
+async function servers(t: TestContext, reads: Reads): Promise<{ serviceServer: net.Server; servicePort: number; frontServer: net.Server; frontPort: number }> {
   const serviceServer = net.createServer({ allowHalfOpen: true });
   const frontServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: reads === 'reused' });
   t.after(() => {
     serviceServer.close();
     frontServer.close();
   });
-  const servicePort = await listen(serviceServer);
-  const frontPort = await listen(frontServer);
+  return { serviceServer, servicePort: await listen(serviceServer), frontServer, frontPort: await listen(frontServer) };
+}
+
+async function makeRig(t: TestContext, kind: Kind, opts: Partial<RelayOptions> = {}, reads: Reads = 'stream'): Promise<Rig> {
+  const { serviceServer, servicePort, frontServer, frontPort } = await servers(t, reads);
 
   const accepted = once(frontServer, 'connection') as Promise<[net.Socket]>;
   const peerTcp = net.connect({ host: HOST, port: frontPort, allowHalfOpen: true });
@@ -450,14 +454,7 @@ describe('relay, reused reads', () => {
   });
 
   test('bytes unshifted before relay() reach the client ahead of later reads', LIMIT, async (t) => {
-    const serviceServer = net.createServer({ allowHalfOpen: true });
-    const frontServer = net.createServer({ allowHalfOpen: true });
-    t.after(() => {
-      serviceServer.close();
-      frontServer.close();
-    });
-    const svcPort = await listen(serviceServer);
-    const frontPort = await listen(frontServer);
+    const { serviceServer, servicePort: svcPort, frontServer, frontPort } = await servers(t, 'stream');
     const accepted = once(frontServer, 'connection') as Promise<[net.Socket]>;
     const peer = net.connect({ host: HOST, port: frontPort, allowHalfOpen: true });
     const [client] = await accepted;

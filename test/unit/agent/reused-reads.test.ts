@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
-import { adoptWithReusedReads, readsOf } from '../../../src/agent/reused-reads';
+import { adoptWithReusedReads, readsOf, socketWithReusedReads } from '../../../src/agent/reused-reads';
 
 const HOST = '127.0.0.1';
+/** A hung test fails on its own instead of stalling the file. */
+const LIMIT = { timeout: 20_000 };
 
 async function listen(server: net.Server): Promise<number> {
   server.listen(0, HOST);
@@ -21,7 +23,7 @@ function connections(server: net.Server): Promise<number> {
 }
 
 describe('adoptWithReusedReads', () => {
-  test('the adopted socket carries the connection both ways, and the server counts it once', async (t) => {
+  test('the adopted socket carries the connection both ways, and the server counts it once', LIMIT, async (t) => {
     const adopted: net.Socket[] = [];
     const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => {
       const s = adoptWithReusedReads(accepted);
@@ -30,8 +32,11 @@ describe('adoptWithReusedReads', () => {
       s.on('end', () => s.end());
     });
     const port = await listen(server);
-    t.after(() => server.close());
     const client = net.connect({ host: HOST, port });
+    t.after(() => {
+      for (const s of [client, ...adopted]) s.destroy();
+      server.close();
+    });
     await once(client, 'connect');
     client.write('hello');
     const [echo] = (await once(client, 'data')) as [Buffer];
@@ -49,7 +54,7 @@ describe('adoptWithReusedReads', () => {
     await once(server, 'close');
   });
 
-  test('maxConnections still applies to adopted connections', async (t) => {
+  test('maxConnections still applies to adopted connections', LIMIT, async (t) => {
     const held: net.Socket[] = [];
     const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
       held.push(adoptWithReusedReads(accepted));
@@ -82,5 +87,44 @@ describe('adoptWithReusedReads', () => {
     sock.destroy();
     assert.equal(adoptWithReusedReads(sock), sock);
     client.destroy();
+  });
+});
+
+describe('ReusedReads', () => {
+  test('a chunk handed over as not borrowed is the sink\'s to keep: later reads of any socket leave it intact', LIMIT, async (t) => {
+    const services: net.Socket[] = [];
+    const server = net.createServer((s) => services.push(s));
+    const port = await listen(server);
+    const sockets = [0, 1].map(() => socketWithReusedReads({}).connect({ host: HOST, port }));
+    t.after(() => {
+      for (const s of [...sockets, ...services]) s.destroy();
+      server.close();
+    });
+    await Promise.all(sockets.map((s) => once(s, 'connect')));
+    while (services.length < 2) await new Promise((r) => setTimeout(r, 5));
+    // Kept chunks, per socket, and what each was when it arrived.
+    const kept: Buffer[][] = [[], []];
+    const seen: string[][] = [[], []];
+    let arrived = 0;
+    sockets.forEach((s, i) =>
+      readsOf(s)?.setSink((chunk, borrowed) => {
+        assert.equal(borrowed, false, 'small reads are never borrowed');
+        kept[i]?.push(chunk);
+        seen[i]?.push(chunk.toString());
+        arrived++;
+        return true;
+      }),
+    );
+    sockets.forEach((s) => s.resume());
+    // Small writes, one at a time, alternating sockets: each read lands in the shared buffer.
+    const messages = ['first-a', 'first-b', 'second-a', 'second-b', 'third-a', 'third-b'];
+    for (const [k, m] of messages.entries()) {
+      (services[k % 2] as net.Socket).write(m);
+      while (arrived <= k) await new Promise((r) => setImmediate(r));
+    }
+    for (const i of [0, 1]) {
+      assert.deepEqual(kept[i]?.map((c) => c.toString()), seen[i], `socket ${i}: kept chunks unchanged`);
+      assert.deepEqual(seen[i], messages.filter((_, k) => k % 2 === i));
+    }
   });
 });
