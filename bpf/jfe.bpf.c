@@ -134,6 +134,14 @@ int jfe_steer(struct bpf_sk_lookup *ctx)
 	struct jfe_config *cfg;
 	__u32 zero = 0, base, nslots, start, i;
 
+	/* No packet: a socket lookup made by sock_diag (the agent's own
+	 * upstream collision check runs one per connection) reaches the
+	 * listener lookup, and so this program, with no ingress device.
+	 * Steering it would count a connection twice; the check only looks
+	 * for established sockets, which this verdict cannot change. */
+	if (ctx->ingress_ifindex == 0)
+		return SK_PASS;
+
 	/* UDP and anything else: not ours. */
 	if (ctx->protocol != IPPROTO_TCP)
 		return count(JFE_CNT_PASS_NOT_TCP, SK_PASS);

@@ -4,13 +4,14 @@
 // destination intact; out-of-range, excluded and unlisted ports reach the real
 // service; a port with nothing listening is refused by the kernel.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
 import { openSteering } from '../../src/bpf/steering';
 import type { Family } from '../../src/native';
 import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
 import { dial, taggedServer } from '../helpers/sockets';
-import { BIN, runSync } from '../helpers/spawn';
+import { BIN, run, runSync } from '../helpers/spawn';
 
 test('steering in a real kernel', async (t) => {
   if (!requireRoot(t)) return;
@@ -82,6 +83,19 @@ test('steering in a real kernel', async (t) => {
     assert.equal(c.passPort, 4, '9500 and 8081, both families');
     assert.equal(c.passNoListener, 4, '8082 and 8500, both families');
     assert.equal(c.assignFailed, 0);
+  });
+
+  await t.test('a sock_diag lookup (the agent\'s upstream collision check) is neither steered nor counted', async () => {
+    // The kernel answers it with the same listener lookup a SYN gets, which
+    // runs the program; counted, every proxied connection would count twice.
+    const before = steering.counters();
+    // sock_diag answers for the caller's namespace: ask from inside it.
+    const script = `const n = require(${JSON.stringify(path.join(__dirname, '../../src/native.js'))}).native();
+      const fd = n.diagOpen();
+      console.log([n.diagExists(fd, 4, '${w.srv4}', 8080, '${w.cli4}', 40000), n.diagExists(fd, 6, '${w.srv6}', 8080, '${w.cli6}', 40000)].join());`;
+    const r = await run('ip', ['netns', 'exec', w.srv.name, process.execPath, '-e', script]);
+    assert.equal(r.stdout.trim(), 'false,false', r.stderr);
+    assert.deepEqual(steering.counters(), before);
   });
 
   await t.test('a port scan looks the same as without jfe', async () => {
