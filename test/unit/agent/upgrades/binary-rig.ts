@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Two real loopback socket pairs around one binary upgrade dialogue: the test
-// plays the client on one and the server on the other, byte by byte.
-import { once } from 'node:events';
-import net from 'node:net';
-import type { Dialogue, UpgradeOutcome } from '../../../../src/agent/upgrades/upgrade';
+// The rig for the binary upgrade dialogues (PostgreSQL, MySQL): the test plays
+// client and server byte by byte.
+import type net from 'node:net';
+import type { Dialogue } from '../../../../src/agent/upgrades/upgrade';
+import { type DialogueRig, startDialogue } from './dialogue-rig';
+
+export { leftClean, settle } from './dialogue-rig';
 
 /** Collects what a socket receives. */
 export class BytePeer {
@@ -58,54 +60,10 @@ export class BytePeer {
   }
 }
 
-async function pair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const a = net.connect(port, '127.0.0.1');
-  await once(a, 'connect');
-  const [b] = await accepted;
-  server.close();
-  return [a, b];
-}
-
-export interface Rig {
-  /** The test as the database client. */
-  client: BytePeer;
-  /** The test as the database server. */
-  server: BytePeer;
-  /** jfe's ends, as the dialogue holds them. */
-  jfeClient: net.Socket;
-  jfeUpstream: net.Socket;
-  outcome: Promise<UpgradeOutcome>;
-  abort: AbortController;
-  close(): void;
-}
+/** The test as the database client and as the database server. */
+export type Rig = DialogueRig<BytePeer>;
 
 /** Starts `dialogue` with `first` already read from the side that spoke first. */
-export async function rig(dialogue: Dialogue, first: Buffer): Promise<Rig> {
-  const [clientEnd, jfeClient] = await pair();
-  const [jfeUpstream, serverEnd] = await pair();
-  jfeClient.pause();
-  jfeUpstream.pause();
-  const abort = new AbortController();
-  const outcome = dialogue.run(jfeClient, jfeUpstream, first, abort.signal);
-  return {
-    client: new BytePeer(clientEnd),
-    server: new BytePeer(serverEnd),
-    jfeClient,
-    jfeUpstream,
-    outcome,
-    abort,
-    close: () => [clientEnd, jfeClient, jfeUpstream, serverEnd].forEach((s) => s.destroy()),
-  };
+export function rig(dialogue: Dialogue, first: Buffer): Promise<Rig> {
+  return startDialogue(dialogue, first, (s) => new BytePeer(s));
 }
-
-/** The dialogue left no listeners of its own and both sockets paused. */
-export function leftClean(r: Rig): boolean {
-  return r.jfeClient.listenerCount('data') === 0 && r.jfeUpstream.listenerCount('data') === 0 && r.jfeClient.isPaused() && r.jfeUpstream.isPaused();
-}
-
-export const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
