@@ -4,49 +4,33 @@
 import type net from 'node:net';
 import type { Dialogue } from '../../../../src/agent/upgrades/upgrade';
 import { type DialogueRig, startDialogue } from './dialogue-rig';
+import { RigPeer } from './rig-peer';
 
 export { leftClean, settle } from './dialogue-rig';
 
 /** Collects what a socket receives. */
-export class BytePeer {
+export class BytePeer extends RigPeer {
   private got = Buffer.alloc(0);
   private waiters: { n: number; resolve: (b: Buffer) => void }[] = [];
-  ended = false;
 
-  constructor(readonly socket: net.Socket) {
+  constructor(socket: net.Socket) {
+    super(socket);
     socket.on('data', (d: Buffer) => {
       this.got = Buffer.concat([this.got, d]);
       this.settle();
     });
-    socket.on('end', () => (this.ended = true));
-    socket.on('error', () => undefined);
   }
 
   /** The next n bytes received; consumed. */
   take(n: number, timeoutMs = 3000): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${n} bytes; have ${this.got.toString('hex')}`)), timeoutMs);
-      this.waiters.push({
-        n,
-        resolve: (b) => {
-          clearTimeout(timer);
-          resolve(b);
-        },
-      });
+    return this.within(timeoutMs, () => `timed out waiting for ${n} bytes; have ${this.got.toString('hex')}`, (resolve: (b: Buffer) => void) => {
+      this.waiters.push({ n, resolve });
       this.settle();
     });
   }
 
   pending(): Buffer {
     return this.got;
-  }
-
-  /** Writes each piece as its own read on the other side. */
-  async send(...pieces: Buffer[]): Promise<void> {
-    for (const p of pieces) {
-      this.socket.write(p);
-      await new Promise((r) => setTimeout(r, 15));
-    }
   }
 
   private settle(): void {

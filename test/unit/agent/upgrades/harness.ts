@@ -4,38 +4,28 @@
 import type net from 'node:net';
 import type { Dialogue } from '../../../../src/agent/upgrades/upgrade';
 import { type DialogueRig, startDialogue } from './dialogue-rig';
+import { RigPeer } from './rig-peer';
 
 export { leftClean } from './dialogue-rig';
 
 /** Collects what a socket receives and awaits text in it. */
-export class Peer {
+export class Peer extends RigPeer {
   private got = '';
   private waiters: { want: string; resolve: (s: string) => void }[] = [];
-  ended = false;
 
-  constructor(readonly socket: net.Socket) {
+  constructor(socket: net.Socket) {
+    super(socket);
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       this.got += d;
       this.settle();
     });
-    socket.on('end', () => {
-      this.ended = true;
-    });
-    socket.on('error', () => undefined);
   }
 
   /** Everything received up to and including `want`; consumed. */
   until(want: string, timeoutMs = 3000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(want)}; have ${JSON.stringify(this.got)}`)), timeoutMs);
-      this.waiters.push({
-        want,
-        resolve: (s) => {
-          clearTimeout(timer);
-          resolve(s);
-        },
-      });
+    return this.within(timeoutMs, () => `timed out waiting for ${JSON.stringify(want)}; have ${JSON.stringify(this.got)}`, (resolve: (s: string) => void) => {
+      this.waiters.push({ want, resolve });
       this.settle();
     });
   }
@@ -43,14 +33,6 @@ export class Peer {
   /** What arrived and was not consumed yet. */
   pending(): string {
     return this.got;
-  }
-
-  /** Writes each piece as its own read on the other side. */
-  async send(...pieces: (string | Buffer)[]): Promise<void> {
-    for (const p of pieces) {
-      this.socket.write(p);
-      await new Promise((r) => setTimeout(r, 15));
-    }
   }
 
   private settle(): void {
