@@ -2,7 +2,7 @@
 // Two real loopback socket pairs around one upgrade dialogue: the test plays
 // the client on one and the server on the other, through peers of its choice
 // (bytes for the binary protocols, text for the mail ones).
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import net from 'node:net';
 import type { Dialogue, UpgradeOutcome } from '../../../../src/agent/upgrades/upgrade';
 
@@ -67,10 +67,18 @@ export async function startDialogue<Peer>(dialogue: Dialogue, first: string | Bu
   };
 }
 
-/** Whether the dialogue left both sockets as the contract says: paused, no listeners of its own. */
+/**
+ * Whether the dialogue left both sockets as the contract says: paused, no
+ * listeners of its own; and none on the abort signal, which outlives the
+ * dialogue (it is the connection's).
+ */
 export function leftClean(r: DialogueRig<unknown>): boolean {
   const now = [r.dialogueClient, r.dialogueUpstream].map(listeners);
-  return [r.dialogueClient, r.dialogueUpstream].every((s) => s.isPaused()) && now.join() === r.baseline.join();
+  return (
+    [r.dialogueClient, r.dialogueUpstream].every((s) => s.isPaused()) &&
+    now.join() === r.baseline.join() &&
+    getEventListeners(r.abort.signal, 'abort').length === 0
+  );
 }
 
 function listeners(s: net.Socket): string {
