@@ -6,7 +6,7 @@ import type { Dialogue } from '../../../../src/agent/upgrades/upgrade';
 import { type DialogueRig, startDialogue } from './dialogue-rig';
 import { RigPeer } from './rig-peer';
 
-export { leftClean } from './dialogue-rig';
+export { leftClean, settle } from './dialogue-rig';
 
 /** Collects what a socket receives and awaits text in it. */
 export class Peer extends RigPeer {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { imapDialogue } from '../../../../src/agent/upgrades/imap';
-import { type Rig, leftClean, rig } from './harness';
+import { type Rig, leftClean, rig, settle } from './harness';
 
 const HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]);
 const DOVECOT = '* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ LOGINDISABLED] Dovecot (Debian) ready.\r\n';
@@ -13,7 +13,6 @@ async function start(first: string): Promise<Rig> {
   rigs.push(r);
   return r;
 }
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
 
 describe('imap dialogue', () => {
   test('detect', () => {

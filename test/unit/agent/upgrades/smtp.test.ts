@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { smtpDialogue } from '../../../../src/agent/upgrades/smtp';
-import { type Rig, leftClean, rig } from './harness';
+import { type Rig, leftClean, rig, settle } from './harness';
 
 const HELLO = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]);
 const rigs: Rig[] = [];
@@ -12,7 +12,6 @@ async function start(first: string): Promise<Rig> {
   rigs.push(r);
   return r;
 }
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
 
 describe('smtp dialogue', () => {
   test('detect: 220 greetings only, by prefix', () => {
