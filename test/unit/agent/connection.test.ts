@@ -1032,19 +1032,37 @@ function registryFor(factory: DialogueFactory): (port: number) => UpgradeRegistr
   return (port) => new UpgradeRegistry(new Map([[port, factory]]), [factory]);
 }
 
+/**
+ * A client of the agent that goes through `dialogue` in plaintext, then does its TLS
+ * handshake with the agent on the same connection; resolves after the handshake.
+ */
+async function upgradedClient(rig: Rig, dialogue: (raw: net.Socket) => Promise<void>): Promise<tls.TLSSocket> {
+  const raw = net.connect({ host: HOST, port: rig.port });
+  rig.sockets.push(raw);
+  await dialogue(raw);
+  const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+  await once(c, 'secureConnect');
+  return c;
+}
+
+/** The toy server-first dialogue's way to TLS: the banner, STARTTLS, GO. */
+async function starttls(raw: net.Socket): Promise<void> {
+  await expectText(raw, '220 hi\r\n');
+  raw.write('STARTTLS\r\n');
+  await expectText(raw, 'GO\r\n');
+}
+
 describe('handleConnection, in-band upgrades', () => {
   test('client asks first: answered by the dialogue, TLS terminated here, the service sees only the session', LIMIT, async (t) => {
     const service = await startService(t, 'plain', echoLines);
     const rig = await makeRig(t, { service, upgrades: registryFor(toyClientFirst) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    // The request split across two writes: detection waits for the rest.
-    raw.write('U');
-    await delay(20);
-    raw.write('P\n');
-    await expectText(raw, 'OK\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, async (raw) => {
+      // The request split across two writes: detection waits for the rest.
+      raw.write('U');
+      await delay(20);
+      raw.write('P\n');
+      await expectText(raw, 'OK\n');
+    });
     c.write('PING\r\n');
     assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
     const ended = readAll(c);
@@ -1062,13 +1080,7 @@ describe('handleConnection, in-band upgrades', () => {
   test('server speaks first: its banner reaches the client, STARTTLS is answered here, then TLS to a plaintext session', LIMIT, async (t) => {
     const service = await startService(t, 'plain', bannerThenEcho);
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    await expectText(raw, '220 hi\r\n');
-    raw.write('STARTTLS\r\n');
-    await expectText(raw, 'GO\r\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, starttls);
     c.write('PING\r\n');
     assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
     c.destroy();
@@ -1081,13 +1093,7 @@ describe('handleConnection, in-band upgrades', () => {
     const service = await startService(t, 'plain', bannerThenEcho);
     const prefix = (): SessionTransform => ({ clientData: (chunk) => ({ forward: Buffer.concat([Buffer.from('T:'), chunk]), done: true }) });
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(prefix)) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    await expectText(raw, '220 hi\r\n');
-    raw.write('STARTTLS\r\n');
-    await expectText(raw, 'GO\r\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, starttls);
     c.write('PING\r\n');
     assert.equal((await readN(c, 9)).toString(), '+T:PING\r\n');
     c.write('AGAIN\r\n');
@@ -1104,13 +1110,7 @@ describe('handleConnection, in-band upgrades', () => {
       upstreamData: (chunk) => ({ forward: Buffer.concat([Buffer.from('S:'), chunk]), done: chunk.includes('END') }),
     });
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(both)) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    await expectText(raw, '220 hi\r\n');
-    raw.write('STARTTLS\r\n');
-    await expectText(raw, 'GO\r\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, starttls);
     c.write('ONE\r\n');
     assert.equal((await readN(c, 10)).toString(), 'S:+C:ONE\r\n');
     c.write('END\r\n');
