@@ -4,13 +4,9 @@
 // throwaway certificate. Each test asserts what the client and the service actually see,
 // the events the connection reported, and that onDone and `closed` came exactly once.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
@@ -28,44 +24,20 @@ import { adoptWithReusedReads, socketWithReusedReads } from '../../../src/agent/
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
 import type { CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
+import { HOST, type Pem, listen, readAll, readN, selfSigned, sha } from './loopback';
 
-const HOST = '127.0.0.1';
 const MiB = 1024 * 1024;
 /** A hung test fails on its own instead of stalling the file. */
 const LIMIT = { timeout: 15_000 };
 const OPTS: ConnectionOptions = { idleTimeoutMs: 5000, helloTimeoutMs: 500, probeTimeoutMs: 300 };
 
-interface Pem {
-  cert: string;
-  key: string;
-}
 /** The agent's certificate (what the stub CertSource serves) and a TLS service's own. */
 let agentPem: Pem;
 let servicePem: Pem;
 
-/** A throwaway self-signed ECDSA P-256 certificate. */
-function selfSigned(dir: string, name: string, cn: string, san: string): Pem {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.pem`);
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`,
-    ],
-    { stdio: 'pipe' },
-  );
-  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
-}
-
 before(() => {
-  const dir = mkdtempSync(join(tmpdir(), 'jfe-connection-test-'));
-  try {
-    agentPem = selfSigned(dir, 'agent', 'test', 'DNS:test.example,IP:127.0.0.1');
-    servicePem = selfSigned(dir, 'service', 'upstream', 'DNS:upstream.example');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  agentPem = selfSigned('test', 'DNS:test.example,IP:127.0.0.1');
+  servicePem = selfSigned('upstream', 'DNS:upstream.example');
 });
 
 // ---------------------------------------------------------------------------------------
@@ -103,29 +75,6 @@ class Sequence<T> {
     if (have !== undefined) return Promise.resolve(have);
     return new Promise((resolve) => this.waiters.push({ n, resolve }));
   }
-}
-
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** Reads `s` to EOF and returns the bytes. */
-function readAll(s: net.Socket): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  s.on('data', (chunk: Buffer) => parts.push(chunk));
-  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(parts))));
-}
-
-/** Reads exactly n bytes from s. */
-async function readN(s: net.Socket, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let got = 0;
-  while (got < n) {
-    const [chunk] = (await once(s, 'data')) as [Buffer];
-    parts.push(chunk);
-    got += chunk.length;
-  }
-  return Buffer.concat(parts);
 }
 
 /**
@@ -173,12 +122,6 @@ function howEnded(s: net.Socket): Promise<string> {
     s.once('close', () => resolve('EOF'));
     s.resume();
   });
-}
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
 }
 
 // ---------------------------------------------------------------------------------------
