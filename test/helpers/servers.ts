@@ -12,19 +12,33 @@ import type { TestPki } from './pki';
 
 export interface Daemon {
   proc: ChildProcess;
+  /** What it printed: its stderr, and its stdout too when spawned with `stdout: true`. */
+  output(): string;
   stop(): Promise<void>;
 }
 
-/** Spawns argv inside ns; the cleanup stops it (SIGTERM, then SIGKILL). */
-export function spawnIn(w: World, ns: Ns, argv: string[], what: string): Daemon {
-  const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+/**
+ * Spawns argv inside ns, with `env` added to this process's environment; the
+ * cleanup stops it (SIGTERM, then SIGKILL).
+ */
+export function spawnIn(w: World, ns: Ns, argv: string[], what: string, opts: { env?: NodeJS.ProcessEnv; stdout?: boolean } = {}): Daemon {
+  const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], {
+    stdio: ['ignore', opts.stdout ? 'pipe' : 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  let output = '';
+  const keep = (d: string): void => {
+    output += d;
+  };
+  proc.stdout?.setEncoding('utf8').on('data', keep);
+  proc.stderr?.setEncoding('utf8').on('data', keep);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
+      // A test may have paused it with SIGSTOP, and a stopped process acts on SIGTERM only once continued.
+      proc.kill('SIGCONT');
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
       await exited;
@@ -34,18 +48,18 @@ export function spawnIn(w: World, ns: Ns, argv: string[], what: string): Daemon 
   };
   w.cleanup.add(`stop ${what}`, stop);
   proc.once('exit', (code) => {
-    if (!stopping && code !== 0) process.stderr.write(`${what} exited with ${code}: ${stderr}\n`);
+    if (!stopping && code !== 0) process.stderr.write(`${what} exited with ${code}: ${output}\n`);
   });
-  return { proc, stop };
+  return { proc, output: () => output, stop };
 }
 
-/** Resolves once something in ns accepts connections on addr:port. */
-export async function waitForPort(w: World, host: string, port: number, timeoutMs = 10_000): Promise<void> {
+/** Resolves once something accepts connections on host:port, connecting from ns. */
+export async function waitForPortIn(ns: Ns, host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const family = net.isIPv6(host) ? 6 : 4;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = new net.Socket({ fd: native().tcpSocket(family, w.srv.fd), readable: true, writable: true });
+      const s = new net.Socket({ fd: native().tcpSocket(family, ns.fd), readable: true, writable: true });
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -57,6 +71,11 @@ export async function waitForPort(w: World, host: string, port: number, timeoutM
     if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** waitForPortIn from the world's server namespace. */
+export function waitForPort(w: World, host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  return waitForPortIn(w.srv, host, port, timeoutMs);
 }
 
 export interface Nginx extends Daemon {
