@@ -78,6 +78,32 @@ export function waitForPort(w: World, host: string, port: number, timeoutMs = 10
   return waitForPortIn(w.srv, host, port, timeoutMs);
 }
 
+/**
+ * nginx in the server namespace with its files in `dir` (made by the caller), as
+ * root, in the foreground, logging requests to dir/access.log as "$remote_addr
+ * $server_port "$request" $status"; `http` goes inside its http {} (the server blocks).
+ */
+export function spawnNginx(w: World, dir: string, http: string): Daemon & { accessLog: string } {
+  const accessLog = path.join(dir, 'access.log');
+  const conf = `
+user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  log_format jfe '$remote_addr $server_port "$request" $status';
+  access_log ${accessLog} jfe;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  ${http}
+}`;
+  const confFile = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confFile, conf);
+  return { ...spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx'), accessLog };
+}
+
 export interface Nginx extends Daemon {
   accessLog: string;
   /** A file of `bigBytes` random bytes served at /big. */
@@ -92,25 +118,15 @@ export interface Nginx extends Daemon {
 export async function startNginx(w: World, opts: { tls?: TestPki; bigBytes?: number } = {}): Promise<Nginx> {
   const dir = path.join(w.tmp, 'nginx');
   fs.mkdirSync(dir, { recursive: true });
-  const accessLog = path.join(dir, 'access.log');
   const bigFile = path.join(dir, 'big.bin');
   if (opts.bigBytes) fs.writeFileSync(bigFile, Buffer.alloc(opts.bigBytes, 0).map(() => Math.floor(Math.random() * 256)));
   const tlsServer = opts.tls
     ? `server { listen 8443 ssl; listen [::]:8443 ssl; ssl_certificate ${opts.tls.cert}; ssl_certificate_key ${opts.tls.key}; location / { return 200 "nginx-tls\\n"; } }`
     : '';
-  const conf = `
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  log_format jfe '$remote_addr $server_port "$request" $status';
-  access_log ${accessLog} jfe;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  keepalive_requests 100000;
+  const d = spawnNginx(
+    w,
+    dir,
+    `keepalive_requests 100000;
   server {
     listen 8080; listen [::]:8080;
     location = / { return 200 "nginx-plain\\n"; }
@@ -118,14 +134,11 @@ http {
     location = /upload { client_max_body_size 0; client_body_buffer_size 1m; return 200 "uploaded\\n"; }
   }
   server { listen 127.0.0.1:8081; location / { return 200 "local-only\\n"; } }
-  ${tlsServer}
-}`;
-  const confFile = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confFile, conf);
-  const d = spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx');
+  ${tlsServer}`,
+  );
   await waitForPort(w, w.srv4, 8080);
   if (opts.tls) await waitForPort(w, w.srv4, 8443);
-  return { ...d, accessLog, bigFile };
+  return { ...d, bigFile };
 }
 
 export async function startRedis(w: World, port = 6379): Promise<Daemon> {
