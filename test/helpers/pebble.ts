@@ -2,28 +2,23 @@
 // Debian's Pebble (a real RFC 8555 server) and pebble-challtestsrv (its DNS)
 // run in a world's CLIENT namespace, so Pebble's validation connections come
 // from outside the server namespace and are steered like any client's.
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { native } from '../../src/native';
-import type { Ns, World } from './netns';
+import type { World } from './netns';
 import { makeServicePki } from './pki';
+import { type Daemon, spawnIn, waitForPortIn } from './servers';
 import { run } from './spawn';
 
-export interface Pebble {
-  proc: ChildProcess;
+/** A Pebble, spawned with its stdout kept: output() is everything it printed. */
+export interface Pebble extends Daemon {
   /** https://<addr>:14000/dir */
   directory: string;
   /** Trust for Pebble's own HTTPS (our test CA): jfe's --acme-ca-file. */
   httpsCaFile: string;
-  /** Everything Pebble printed. */
-  output(): string;
   /** New-order requests Pebble received so far (counted from its log). */
   orders(): number;
   /** Pebble's current issuing root (PEM), for clients' --cacert. */
   rootPem(): Promise<string>;
-  stop(): Promise<void>;
 }
 
 const PEBBLE_PORT = 14000;
@@ -31,49 +26,12 @@ const MANAGEMENT_PORT = 15000;
 const DNS_PORT = 8053;
 const CHALLTEST_MANAGEMENT_PORT = 8055;
 
-async function waitForPortIn(ns: Ns, host: string, port: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = new net.Socket({ fd: native().tcpSocket(4, ns.fd), readable: true, writable: true });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-      s.connect(port, host);
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function spawnLogged(w: World, ns: Ns, argv: string[], env: NodeJS.ProcessEnv, what: string): { proc: ChildProcess; output: () => string; stop: () => Promise<void> } {
-  const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGCONT');
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    })();
-    return stopping;
-  };
-  w.cleanup.add(`stop ${what}`, stop);
-  return { proc, output: () => out, stop };
-}
+/** Pebble and challtestsrv can be slow to start on a busy machine. */
+const START_TIMEOUT_MS = 15_000;
 
 /** challtestsrv answers every A query with the server namespace's address unless told otherwise. */
 export async function startChallTestSrv(w: World): Promise<{ dnsServer: string; addA(host: string, addr: string): Promise<void> }> {
-  const d = spawnLogged(
+  spawnIn(
     w,
     w.cli,
     [
@@ -83,11 +41,9 @@ export async function startChallTestSrv(w: World): Promise<{ dnsServer: string; 
       '-http01', '', '-https01', '', '-tlsalpn01', '',
       '-defaultIPv4', w.srv4, '-defaultIPv6', '',
     ],
-    {},
     'pebble-challtestsrv',
   );
-  await waitForPortIn(w.cli, w.cli4, CHALLTEST_MANAGEMENT_PORT);
-  void d;
+  await waitForPortIn(w.cli, w.cli4, CHALLTEST_MANAGEMENT_PORT, START_TIMEOUT_MS);
   return {
     dnsServer: `${w.cli4}:${DNS_PORT}`,
     async addA(host, addr) {
@@ -133,20 +89,21 @@ export async function startPebble(
   };
   const configFile = path.join(dir, 'pebble-config.json');
   fs.writeFileSync(configFile, JSON.stringify(config));
-  const d = spawnLogged(w, w.cli, ['pebble', '-config', configFile, '-dnsserver', dnsServer], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' }, `pebble-${instance}`);
-  await waitForPortIn(w.cli, w.cli4, port);
-  await waitForPortIn(w.cli, w.cli4, managementPort);
+  const d = spawnIn(w, w.cli, ['pebble', '-config', configFile, '-dnsserver', dnsServer], `pebble-${instance}`, {
+    env: { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+    stdout: true,
+  });
+  await waitForPortIn(w.cli, w.cli4, port, START_TIMEOUT_MS);
+  await waitForPortIn(w.cli, w.cli4, managementPort, START_TIMEOUT_MS);
   return {
-    proc: d.proc,
+    ...d,
     directory: `https://${w.cli4}:${port}/dir`,
     httpsCaFile: pki.caCert,
-    output: d.output,
     orders: () => (d.output().match(/POST \/order-plz/g) ?? []).length,
     async rootPem() {
       const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '5', '--cacert', pki.caCert, `https://${w.cli4}:${managementPort}/roots/0`]);
       if (r.status !== 0 || !r.stdout.includes('BEGIN CERTIFICATE')) throw new Error(`pebble root: ${r.stderr}${r.stdout}`);
       return r.stdout;
     },
-    stop: d.stop,
   };
 }

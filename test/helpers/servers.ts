@@ -12,19 +12,33 @@ import type { TestPki } from './pki';
 
 export interface Daemon {
   proc: ChildProcess;
+  /** What it printed: its stderr, and its stdout too when spawned with `stdout: true`. */
+  output(): string;
   stop(): Promise<void>;
 }
 
-/** Spawns argv inside ns; the cleanup stops it (SIGTERM, then SIGKILL). */
-export function spawnIn(w: World, ns: Ns, argv: string[], what: string): Daemon {
-  const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+/**
+ * Spawns argv inside ns, with `env` added to this process's environment; the
+ * cleanup stops it (SIGTERM, then SIGKILL).
+ */
+export function spawnIn(w: World, ns: Ns, argv: string[], what: string, opts: { env?: NodeJS.ProcessEnv; stdout?: boolean } = {}): Daemon {
+  const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], {
+    stdio: ['ignore', opts.stdout ? 'pipe' : 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  let output = '';
+  const keep = (d: string): void => {
+    output += d;
+  };
+  proc.stdout?.setEncoding('utf8').on('data', keep);
+  proc.stderr?.setEncoding('utf8').on('data', keep);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
+      // A test may have paused it with SIGSTOP, and a stopped process acts on SIGTERM only once continued.
+      proc.kill('SIGCONT');
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
       await exited;
@@ -34,18 +48,18 @@ export function spawnIn(w: World, ns: Ns, argv: string[], what: string): Daemon 
   };
   w.cleanup.add(`stop ${what}`, stop);
   proc.once('exit', (code) => {
-    if (!stopping && code !== 0) process.stderr.write(`${what} exited with ${code}: ${stderr}\n`);
+    if (!stopping && code !== 0) process.stderr.write(`${what} exited with ${code}: ${output}\n`);
   });
-  return { proc, stop };
+  return { proc, output: () => output, stop };
 }
 
-/** Resolves once something in ns accepts connections on addr:port. */
-export async function waitForPort(w: World, host: string, port: number, timeoutMs = 10_000): Promise<void> {
+/** Resolves once something accepts connections on host:port, connecting from ns. */
+export async function waitForPortIn(ns: Ns, host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const family = net.isIPv6(host) ? 6 : 4;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = new net.Socket({ fd: native().tcpSocket(family, w.srv.fd), readable: true, writable: true });
+      const s = new net.Socket({ fd: native().tcpSocket(family, ns.fd), readable: true, writable: true });
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -57,6 +71,37 @@ export async function waitForPort(w: World, host: string, port: number, timeoutM
     if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** waitForPortIn from the world's server namespace. */
+export function waitForPort(w: World, host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  return waitForPortIn(w.srv, host, port, timeoutMs);
+}
+
+/**
+ * nginx in the server namespace with its files in `dir` (made by the caller), as
+ * root, in the foreground, logging requests to dir/access.log as "$remote_addr
+ * $server_port "$request" $status"; `http` goes inside its http {} (the server blocks).
+ */
+export function spawnNginx(w: World, dir: string, http: string): Daemon & { accessLog: string } {
+  const accessLog = path.join(dir, 'access.log');
+  const conf = `
+user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  log_format jfe '$remote_addr $server_port "$request" $status';
+  access_log ${accessLog} jfe;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  ${http}
+}`;
+  const confFile = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confFile, conf);
+  return { ...spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx'), accessLog };
 }
 
 export interface Nginx extends Daemon {
@@ -73,25 +118,15 @@ export interface Nginx extends Daemon {
 export async function startNginx(w: World, opts: { tls?: TestPki; bigBytes?: number } = {}): Promise<Nginx> {
   const dir = path.join(w.tmp, 'nginx');
   fs.mkdirSync(dir, { recursive: true });
-  const accessLog = path.join(dir, 'access.log');
   const bigFile = path.join(dir, 'big.bin');
   if (opts.bigBytes) fs.writeFileSync(bigFile, Buffer.alloc(opts.bigBytes, 0).map(() => Math.floor(Math.random() * 256)));
   const tlsServer = opts.tls
     ? `server { listen 8443 ssl; listen [::]:8443 ssl; ssl_certificate ${opts.tls.cert}; ssl_certificate_key ${opts.tls.key}; location / { return 200 "nginx-tls\\n"; } }`
     : '';
-  const conf = `
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  log_format jfe '$remote_addr $server_port "$request" $status';
-  access_log ${accessLog} jfe;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  keepalive_requests 100000;
+  const d = spawnNginx(
+    w,
+    dir,
+    `keepalive_requests 100000;
   server {
     listen 8080; listen [::]:8080;
     location = / { return 200 "nginx-plain\\n"; }
@@ -99,14 +134,11 @@ http {
     location = /upload { client_max_body_size 0; client_body_buffer_size 1m; return 200 "uploaded\\n"; }
   }
   server { listen 127.0.0.1:8081; location / { return 200 "local-only\\n"; } }
-  ${tlsServer}
-}`;
-  const confFile = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confFile, conf);
-  const d = spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx');
+  ${tlsServer}`,
+  );
   await waitForPort(w, w.srv4, 8080);
   if (opts.tls) await waitForPort(w, w.srv4, 8443);
-  return { ...d, accessLog, bigFile };
+  return { ...d, bigFile };
 }
 
 export async function startRedis(w: World, port = 6379): Promise<Daemon> {

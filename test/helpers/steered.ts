@@ -19,7 +19,11 @@ export interface SteeredWorld {
   addrs: { family: Family; cli: string; srv: string }[];
 }
 
-export async function steeredWorld(t: TestContext, opts: { attachArgs?: string[]; servicePorts: number[] }): Promise<SteeredWorld> {
+/**
+ * `servicePorts` get a tagged service each and, but for those in `unlisted`, an
+ * entry in the listeners map (what the agent would have learnt of them).
+ */
+export async function steeredWorld(t: TestContext, opts: { attachArgs?: string[]; servicePorts: number[]; unlisted?: number[] }): Promise<SteeredWorld> {
   const w = createWorld(t);
   const r = runSync(BIN.jfeBpf, ['attach', ...w.steeringArgs, ...(opts.attachArgs ?? [])]);
   assert.equal(r.status, 0, `jfe-bpf attach: ${r.stderr}`);
@@ -31,7 +35,7 @@ export async function steeredWorld(t: TestContext, opts: { attachArgs?: string[]
     for (const [family, addr] of [[4, '0.0.0.0'], [6, '::']] as const) {
       const s = await taggedServer(w.srv, family, addr, port, `service:${port}`);
       w.cleanup.add(`close service ${port}`, () => s.close());
-      steering.addListener({ family, addr: null, port });
+      if (!opts.unlisted?.includes(port)) steering.addListener({ family, addr: null, port });
     }
   }
   const agents = new Map<Family, TaggedServer>();

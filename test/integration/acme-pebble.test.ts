@@ -15,7 +15,7 @@ import { type RunningJfe, startJfe } from '../helpers/jfe';
 import { type World, createWorld } from '../helpers/netns';
 import { startChallTestSrv, startPebble } from '../helpers/pebble';
 import { requireRoot } from '../helpers/root';
-import { spawnIn, waitForPort } from '../helpers/servers';
+import { spawnIn, spawnNginx, waitForPort } from '../helpers/servers';
 import { run } from '../helpers/spawn';
 
 /** The operator's --ask endpoint, in the client namespace: 200 for names starting "ask-ok.", 403 for others; every request logged. */
@@ -41,26 +41,9 @@ async function startAskServer(w: World): Promise<{ url: string; log: string }> {
 async function startPlainNginx(w: World, ports: number[]): Promise<{ accessLog: string; stop(): Promise<void> }> {
   const dir = path.join(w.tmp, `nginx-${ports.join('-')}`);
   fs.mkdirSync(dir, { recursive: true });
-  const accessLog = path.join(dir, 'access.log');
-  const conf = `
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  log_format jfe '$remote_addr $server_port "$request" $status';
-  access_log ${accessLog} jfe;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server { ${ports.map((p) => `listen ${p};`).join(' ')} location / { return 200 "nginx-plain\\n"; } }
-}`;
-  const confFile = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confFile, conf);
-  const d = spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx');
+  const d = spawnNginx(w, dir, `server { ${ports.map((p) => `listen ${p};`).join(' ')} location / { return 200 "nginx-plain\\n"; } }`);
   for (const port of ports) await waitForPort(w, w.srv4, port);
-  return { accessLog, stop: d.stop };
+  return d;
 }
 
 /** The leaf a TLS handshake with SNI `name` gets (unverified: the test inspects it). */

@@ -6,45 +6,20 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { openSteering } from '../../src/bpf/steering';
-import type { Family } from '../../src/native';
-import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
-import { dial, taggedServer } from '../helpers/sockets';
-import { BIN, run, runSync } from '../helpers/spawn';
+import { dial } from '../helpers/sockets';
+import { run } from '../helpers/spawn';
+import { steeredWorld } from '../helpers/steered';
 
 test('steering in a real kernel', async (t) => {
   if (!requireRoot(t)) return;
-  const w = createWorld(t);
-  const r = runSync(BIN.jfeBpf, ['attach', ...w.steeringArgs, '--ports', '8000-8999', '--exclude-ports', '8081']);
-  assert.equal(r.status, 0, r.stderr);
-  w.cleanup.add('detach', () => runSync(BIN.jfeBpf, ['detach', ...w.steeringArgs]));
-
-  const steering = openSteering({ netnsPath: w.srv.path, pinDir: w.pinDir });
-  w.cleanup.add('close maps', () => steering.close());
-
-  // Real services, one per port, on the wildcard address of each family.
-  const servicePorts = [8080, 8081, 8082, 9500];
-  for (const port of servicePorts) {
-    for (const [family, addr] of [[4, '0.0.0.0'], [6, '::']] as const) {
-      const s = await taggedServer(w.srv, family, addr, port, `service:${port}`);
-      w.cleanup.add(`close service ${port}`, () => s.close());
-    }
-  }
-  // The listeners map says what the agent would have learnt: all but 8082.
-  for (const port of [8080, 8081, 9500]) {
-    steering.addListener({ family: 4, addr: null, port });
-    steering.addListener({ family: 6, addr: null, port });
-  }
-  // The test holds the "agent" sockets, bound to loopback on ephemeral ports.
-  const agents = new Map<Family, Awaited<ReturnType<typeof taggedServer>>>();
-  for (const [family, addr] of [[4, '127.0.0.1'], [6, '::1']] as const) {
-    const a = await taggedServer(w.srv, family, addr, 0, 'agent');
-    w.cleanup.add(`close agent ${family}`, () => a.close());
-    steering.setSocket(family, 0, a.fd);
-    agents.set(family, a);
-  }
-  steering.setSlotCount(1);
+  // Real services on the wildcard address of each family; the listeners map says
+  // what the agent would have learnt: all but 8082.
+  const { w, steering, agents } = await steeredWorld(t, {
+    attachArgs: ['--ports', '8000-8999', '--exclude-ports', '8081'],
+    servicePorts: [8080, 8081, 8082, 9500],
+    unlisted: [8082],
+  });
 
   for (const [family, dst] of [[4, w.srv4], [6, w.srv6]] as const) {
     await t.test(`IPv${family}: in-range port with a listener lands on the agent socket`, async () => {

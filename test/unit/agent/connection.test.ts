@@ -4,13 +4,9 @@
 // throwaway certificate. Each test asserts what the client and the service actually see,
 // the events the connection reported, and that onDone and `closed` came exactly once.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
@@ -28,44 +24,20 @@ import { adoptWithReusedReads, socketWithReusedReads } from '../../../src/agent/
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
 import type { CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
+import { HOST, type Pem, listen, readAll, readN, selfSigned, sha } from './loopback';
 
-const HOST = '127.0.0.1';
 const MiB = 1024 * 1024;
 /** A hung test fails on its own instead of stalling the file. */
 const LIMIT = { timeout: 15_000 };
 const OPTS: ConnectionOptions = { idleTimeoutMs: 5000, helloTimeoutMs: 500, probeTimeoutMs: 300 };
 
-interface Pem {
-  cert: string;
-  key: string;
-}
 /** The agent's certificate (what the stub CertSource serves) and a TLS service's own. */
 let agentPem: Pem;
 let servicePem: Pem;
 
-/** A throwaway self-signed ECDSA P-256 certificate. */
-function selfSigned(dir: string, name: string, cn: string, san: string): Pem {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.pem`);
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`,
-    ],
-    { stdio: 'pipe' },
-  );
-  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
-}
-
 before(() => {
-  const dir = mkdtempSync(join(tmpdir(), 'jfe-connection-test-'));
-  try {
-    agentPem = selfSigned(dir, 'agent', 'test', 'DNS:test.example,IP:127.0.0.1');
-    servicePem = selfSigned(dir, 'service', 'upstream', 'DNS:upstream.example');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  agentPem = selfSigned('test', 'DNS:test.example,IP:127.0.0.1');
+  servicePem = selfSigned('upstream', 'DNS:upstream.example');
 });
 
 // ---------------------------------------------------------------------------------------
@@ -103,29 +75,6 @@ class Sequence<T> {
     if (have !== undefined) return Promise.resolve(have);
     return new Promise((resolve) => this.waiters.push({ n, resolve }));
   }
-}
-
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** Reads `s` to EOF and returns the bytes. */
-function readAll(s: net.Socket): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  s.on('data', (chunk: Buffer) => parts.push(chunk));
-  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(parts))));
-}
-
-/** Reads exactly n bytes from s. */
-async function readN(s: net.Socket, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let got = 0;
-  while (got < n) {
-    const [chunk] = (await once(s, 'data')) as [Buffer];
-    parts.push(chunk);
-    got += chunk.length;
-  }
-  return Buffer.concat(parts);
 }
 
 /**
@@ -173,12 +122,6 @@ function howEnded(s: net.Socket): Promise<string> {
     s.once('close', () => resolve('EOF'));
     s.resume();
   });
-}
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1032,19 +975,37 @@ function registryFor(factory: DialogueFactory): (port: number) => UpgradeRegistr
   return (port) => new UpgradeRegistry(new Map([[port, factory]]), [factory]);
 }
 
+/**
+ * A client of the agent that goes through `dialogue` in plaintext, then does its TLS
+ * handshake with the agent on the same connection; resolves after the handshake.
+ */
+async function upgradedClient(rig: Rig, dialogue: (raw: net.Socket) => Promise<void>): Promise<tls.TLSSocket> {
+  const raw = net.connect({ host: HOST, port: rig.port });
+  rig.sockets.push(raw);
+  await dialogue(raw);
+  const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
+  await once(c, 'secureConnect');
+  return c;
+}
+
+/** The toy server-first dialogue's way to TLS: the banner, STARTTLS, GO. */
+async function starttls(raw: net.Socket): Promise<void> {
+  await expectText(raw, '220 hi\r\n');
+  raw.write('STARTTLS\r\n');
+  await expectText(raw, 'GO\r\n');
+}
+
 describe('handleConnection, in-band upgrades', () => {
   test('client asks first: answered by the dialogue, TLS terminated here, the service sees only the session', LIMIT, async (t) => {
     const service = await startService(t, 'plain', echoLines);
     const rig = await makeRig(t, { service, upgrades: registryFor(toyClientFirst) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    // The request split across two writes: detection waits for the rest.
-    raw.write('U');
-    await delay(20);
-    raw.write('P\n');
-    await expectText(raw, 'OK\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, async (raw) => {
+      // The request split across two writes: detection waits for the rest.
+      raw.write('U');
+      await delay(20);
+      raw.write('P\n');
+      await expectText(raw, 'OK\n');
+    });
     c.write('PING\r\n');
     assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
     const ended = readAll(c);
@@ -1062,13 +1023,7 @@ describe('handleConnection, in-band upgrades', () => {
   test('server speaks first: its banner reaches the client, STARTTLS is answered here, then TLS to a plaintext session', LIMIT, async (t) => {
     const service = await startService(t, 'plain', bannerThenEcho);
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    await expectText(raw, '220 hi\r\n');
-    raw.write('STARTTLS\r\n');
-    await expectText(raw, 'GO\r\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, starttls);
     c.write('PING\r\n');
     assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
     c.destroy();
@@ -1081,13 +1036,7 @@ describe('handleConnection, in-band upgrades', () => {
     const service = await startService(t, 'plain', bannerThenEcho);
     const prefix = (): SessionTransform => ({ clientData: (chunk) => ({ forward: Buffer.concat([Buffer.from('T:'), chunk]), done: true }) });
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(prefix)) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    await expectText(raw, '220 hi\r\n');
-    raw.write('STARTTLS\r\n');
-    await expectText(raw, 'GO\r\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, starttls);
     c.write('PING\r\n');
     assert.equal((await readN(c, 9)).toString(), '+T:PING\r\n');
     c.write('AGAIN\r\n');
@@ -1104,13 +1053,7 @@ describe('handleConnection, in-band upgrades', () => {
       upstreamData: (chunk) => ({ forward: Buffer.concat([Buffer.from('S:'), chunk]), done: chunk.includes('END') }),
     });
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(both)) });
-    const raw = net.connect({ host: HOST, port: rig.port });
-    rig.sockets.push(raw);
-    await expectText(raw, '220 hi\r\n');
-    raw.write('STARTTLS\r\n');
-    await expectText(raw, 'GO\r\n');
-    const c = tls.connect({ socket: raw, ca: agentPem.cert, servername: 'test.example' });
-    await once(c, 'secureConnect');
+    const c = await upgradedClient(rig, starttls);
     c.write('ONE\r\n');
     assert.equal((await readN(c, 10)).toString(), 'S:+C:ONE\r\n');
     c.write('END\r\n');

@@ -4,19 +4,15 @@
 // does): byte-exact transfers, backpressure, half-close, resets, idle timeout, aborts.
 // The "peer" is the test's client, the "service" the upstream's accepted socket.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { relay, type RelayOptions, type RelayResult } from '../../../src/agent/relay';
 import { adoptWithReusedReads, readsOf, socketWithReusedReads } from '../../../src/agent/reused-reads';
+import { HOST, listen, readAll, readN, selfSigned, sha } from './loopback';
 
-const HOST = '127.0.0.1';
 const MiB = 1024 * 1024;
 /** A hung test fails on its own instead of stalling the file. */
 const LIMIT = { timeout: 30_000 };
@@ -37,23 +33,7 @@ let keyPem = '';
 const contexts = new Map<Kind, tls.SecureContext>();
 
 before(() => {
-  // A throwaway self-signed P-256 certificate for "localhost".
-  const dir = mkdtempSync(join(tmpdir(), 'jfe-relay-test-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-      ],
-      { stdio: 'pipe' },
-    );
-    certPem = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    keyPem = readFileSync(join(dir, 'key.pem'), 'utf8');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  ({ cert: certPem, key: keyPem } = selfSigned('localhost', 'DNS:localhost'));
   contexts.set('tls1.3', tls.createSecureContext({ cert: certPem, key: keyPem, minVersion: 'TLSv1.3' }));
   contexts.set('tls1.2', tls.createSecureContext({ cert: certPem, key: keyPem, maxVersion: 'TLSv1.2' }));
 });
@@ -100,12 +80,6 @@ function errorCodeAtClose(s: net.Socket, tcp: net.Socket = s): Promise<string | 
     });
   });
   return new Promise((resolve) => s.once('close', () => resolve(code)));
-}
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
 }
 
 /** The service's server and the relay's front server, listening; closed after the test. */
@@ -174,29 +148,6 @@ function readToEnd(s: net.Socket): Promise<{ length: number; sha: string }> {
     length += chunk.length;
   });
   return new Promise((resolve) => s.once('end', () => resolve({ length, sha: h.digest('hex') })));
-}
-
-/** Reads `s` to EOF and returns the bytes. */
-function readAll(s: net.Socket): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  s.on('data', (chunk: Buffer) => parts.push(chunk));
-  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(parts))));
-}
-
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** Reads exactly n bytes from s. */
-async function readN(s: net.Socket, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let got = 0;
-  while (got < n) {
-    const [chunk] = (await once(s, 'data')) as [Buffer];
-    parts.push(chunk);
-    got += chunk.length;
-  }
-  return Buffer.concat(parts);
 }
 
 /** Waits until sample() has not changed for `quietPolls` polls in a row (or 20 s). */

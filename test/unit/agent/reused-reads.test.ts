@@ -7,16 +7,10 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { adoptWithReusedReads, readsOf, socketWithReusedReads } from '../../../src/agent/reused-reads';
+import { HOST, listen } from './loopback';
 
-const HOST = '127.0.0.1';
 /** A hung test fails on its own instead of stalling the file. */
 const LIMIT = { timeout: 20_000 };
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
-}
 
 function connections(server: net.Server): Promise<number> {
   return new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
