@@ -247,7 +247,7 @@ export const OPTIONS = {
   }),
   acmeEabHmacKey: def({
     type: 'string',
-    describe: 'external account binding HMAC key (base64url); with --acme-eab-kid',
+    describe: 'external account binding HMAC key (base64url); with --acme-eab-kid. A secret: set it as JFE_ACME_EAB_HMAC_KEY or in the config file, since command lines are readable by every local user',
     default: '',
     schema: z.string().refine((v) => v === '' || /^[A-Za-z0-9_=-]+$/.test(v), { message: 'must be base64url' }),
   }),
