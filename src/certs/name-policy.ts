@@ -8,9 +8,11 @@ export type PolicyVerdict = { ok: true } | { ok: false; reason: PolicyRefusal };
 export interface NamePolicy {
   /**
    * May `name` (normalised: lower case, no trailing dot) be ordered from an
-   * ACME CA for a client that dialled `dialledAddress`? Never rejects.
+   * ACME CA for a client that dialled `dialledAddress`? null: no client to
+   * go by (a background renewal after a restart); the name must then point
+   * at any of this host's addresses. Never rejects.
    */
-  check(name: string, dialledAddress: string): Promise<PolicyVerdict>;
+  check(name: string, dialledAddress: string | null): Promise<PolicyVerdict>;
   /** Records that an order for `name` was placed (for rate limits). */
   recordOrder(name: string): void;
 }

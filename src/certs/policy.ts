@@ -82,9 +82,9 @@ interface Refusal {
 function nameKey(name: string): string {
   return name;
 }
-function addressKey(name: string, ip: string): string {
-  // A space never occurs in a name or an address.
-  return `${name} ${ip}`;
+function addressKey(name: string, ip: string | null): string {
+  // A space never occurs in a name or an address; '*' stands for any local address.
+  return `${name} ${ip ?? '*'}`;
 }
 
 class ConfiguredPolicy implements NamePolicy {
@@ -133,8 +133,8 @@ class ConfiguredPolicy implements NamePolicy {
     this.describe();
   }
 
-  async check(name: string, dialledAddress: string): Promise<PolicyVerdict> {
-    const ip = canonicalIp(dialledAddress) ?? dialledAddress;
+  async check(name: string, dialledAddress: string | null): Promise<PolicyVerdict> {
+    const ip = dialledAddress === null ? null : (canonicalIp(dialledAddress) ?? dialledAddress);
     const cached = this.negative.get(nameKey(name), this.now()) ?? this.negative.get(addressKey(name, ip), this.now());
     if (cached !== undefined) {
       this.deps.events.policyRefused('negative-cache');
@@ -161,7 +161,7 @@ class ConfiguredPolicy implements NamePolicy {
     this.limits.record(name, this.now());
   }
 
-  private async evaluate(name: string, ip: string): Promise<Refusal | null> {
+  private async evaluate(name: string, ip: string | null): Promise<Refusal | null> {
     const syntax = this.syntax(name);
     if (syntax !== null) return this.remember(nameKey(name), { reason: syntax });
     const byDomain = this.opts.domains.some((d) => matchesDomain(name, d));
@@ -170,7 +170,7 @@ class ConfiguredPolicy implements NamePolicy {
     // Not remembered: the limit frees up on its own, and this check is cheap.
     const early = this.limits.wouldExceed(name, this.now());
     if (early !== null) return { reason: 'rate-limited', detail: { limit: early } };
-    if (!this.isLocal(ip)) return { reason: 'dialled-not-local' };
+    if (ip !== null && !this.isLocal(ip)) return { reason: 'dialled-not-local' };
     if (!byDomain && this.opts.askUrl !== null) {
       const askUrl = this.opts.askUrl;
       const answer = await this.asks.run(name, () => this.ask(askUrl, name));
@@ -180,7 +180,8 @@ class ConfiguredPolicy implements NamePolicy {
       if (answer.result === 'error') return this.remember(nameKey(name), { reason: 'ask-error', detail: { why: answer.detail } }, ERROR_CACHE_TTL_MS);
     }
     const dns = await this.lookups.run(name, () => this.resolve(name));
-    if (!dns.addresses.some((a) => a === ip || this.publicIps.has(a))) {
+    const pointsHere = (a: string): boolean => (ip === null ? this.isLocal(a) : a === ip) || this.publicIps.has(a);
+    if (!dns.addresses.some(pointsHere)) {
       const detail = { resolved: dns.addresses.slice(0, 8), ...(this.publicIps.size > 0 ? { publicIps: [...this.publicIps] } : {}) };
       if (dns.error !== null) return this.remember(addressKey(name, ip), { reason: 'dns-error', detail: { ...detail, why: dns.error } }, ERROR_CACHE_TTL_MS);
       return this.remember(addressKey(name, ip), { reason: 'dns-mismatch', detail });
@@ -204,7 +205,7 @@ class ConfiguredPolicy implements NamePolicy {
     return refusal;
   }
 
-  private refuse(name: string, ip: string, r: Refusal): PolicyVerdict {
+  private refuse(name: string, ip: string | null, r: Refusal): PolicyVerdict {
     this.deps.events.policyRefused(r.reason);
     // The name is attacker input: logged as a value (bounded), never a metric label.
     this.refusals.refused({ name: name.slice(0, 253), dialledAddress: ip, reason: r.reason, ...r.detail });

@@ -58,11 +58,12 @@ export class AcmeOrders {
 
   /**
    * A certificate for `name` (normalised DNS name) for a client that dialled
-   * `dialledAddress`: the stored one while it is not due for renewal, else a
-   * new order, if policy allows. Never rejects.
+   * `dialledAddress` (null: no client, a background renewal): the stored one
+   * while it is not due for renewal, else a new order, if policy allows.
+   * Never rejects.
    */
-  async request(name: string, dialledAddress: string): Promise<OrderReply> {
-    this.noteDialled(name, dialledAddress);
+  async request(name: string, dialledAddress: string | null): Promise<OrderReply> {
+    if (dialledAddress !== null) this.noteDialled(name, dialledAddress);
     const stored = await this.readStored(name);
     if (stored && !acmeRenewalDue(stored.info, this.now())) return { kind: 'cert', certPem: stored.certPem, keyPem: stored.keyPem };
     const pending = this.inFlight.get(name);
@@ -83,14 +84,15 @@ export class AcmeOrders {
    * Renews every stored leaf that is due, whether or not a client asked for
    * it lately, so a name used rarely does not find its certificate expired.
    * One at a time: a renewal wave must not burst at the CA. Policy still
-   * applies (against the address last dialled for the name, if known).
+   * applies: against the address last dialled for the name, or, when none is
+   * known since the start, against any of this host's addresses.
    */
   async renewDue(): Promise<number> {
     let renewed = 0;
     for (const name of await this.storedNames()) {
       const stored = await this.readStored(name);
       if (!stored || !acmeRenewalDue(stored.info, this.now()) || this.inFlight.has(name)) continue;
-      const reply = await this.request(name, this.lastDialled.get(name) ?? '');
+      const reply = await this.request(name, this.lastDialled.get(name) ?? null);
       if (reply.kind === 'cert') renewed++;
     }
     return renewed;

@@ -16,7 +16,7 @@ const HOST = '203.0.113.10';
 const MIN = 60_000;
 
 interface Harness {
-  check(name: string, dialled?: string): Promise<string>;
+  check(name: string, dialled?: string | null): Promise<string>;
   policy: ReturnType<typeof createNamePolicy>;
   dns: Map<string, Resolved>;
   askAnswers: Map<string, AskOutcome>;
@@ -61,7 +61,7 @@ function harness(opts: Partial<NamePolicyOptions> = {}, h: { gated?: boolean; lo
       isLocalAddress: (ip) => local.has(ip),
     },
   );
-  const check = async (name: string, dialled = HOST): Promise<string> => {
+  const check = async (name: string, dialled: string | null = HOST): Promise<string> => {
     const v = await policy.check(name, dialled);
     return v.ok ? 'ok' : v.reason;
   };
@@ -157,6 +157,23 @@ test('DNS: the name must resolve to the dialled address or a --public-ip', async
   assert.equal(await p.check('v6.example.org', HOST), 'dns-mismatch', 'the v6 address is not the one dialled');
   assert.equal(await p.check('broken.example.org'), 'dns-error');
   assert.equal(await p.check('half.example.org'), 'ok', 'a failing family does not spoil a matching one');
+});
+
+test('no dialled address (a background renewal after a restart): the name must resolve to any of the host\'s addresses or a --public-ip', async () => {
+  const p = harness({ publicIps: ['198.51.100.7'] }, { local: [HOST, '10.0.0.10'] });
+  p.dns.set('shop.example.com', here('192.0.2.99', '10.0.0.10'));
+  p.dns.set('a.example.org', here('192.0.2.99'));
+  p.dns.set('nat.example.org', here('198.51.100.7'));
+  p.dns.set('lo.example.org', here('127.0.0.1'));
+  assert.equal(await p.check('shop.example.com', null), 'ok', 'one local address among its records is enough');
+  assert.equal(await p.check('nat.example.org', null), 'ok', 'behind NAT: the public address');
+  assert.equal(await p.check('a.example.org', null), 'dns-mismatch', 'resolves elsewhere');
+  assert.equal(await p.check('lo.example.org', null), 'dns-mismatch', 'loopback is not an address of this host for others');
+  // Remembered apart from any dialled address: a client dialling this host's
+  // address for a.example.org is not refused by the renewal's refusal.
+  p.dns.set('a.example.org', here('192.0.2.99', HOST));
+  assert.equal(await p.check('a.example.org', HOST), 'ok');
+  assert.equal(await p.check('a.example.org', null), 'negative-cache');
 });
 
 test('the dialled address must be one of the host\'s own (non-loopback) addresses', async () => {

@@ -32,9 +32,12 @@ class FakeAcme implements Issuer {
 
 class FakePolicy implements NamePolicy {
   readonly checked: string[] = [];
+  /** The dialled address each check was made for. */
+  readonly dialled: (string | null)[] = [];
   readonly orders: string[] = [];
-  async check(name: string): Promise<PolicyVerdict> {
+  async check(name: string, dialledAddress: string | null): Promise<PolicyVerdict> {
     this.checked.push(name);
+    this.dialled.push(dialledAddress);
     return name.endsWith('.ok.test') ? { ok: true } : { ok: false, reason: 'not-allowed' };
   }
   recordOrder(name: string): void {
@@ -106,6 +109,20 @@ test('renewDue renews stored leaves that are due even with no handshake, and onl
   assert.equal(await s.orders.renewDue(), 1);
   assert.deepEqual(s.issuer.asked, ['e.ok.test', 'f.ok.test', 'e.ok.test']);
   assert.equal(await s.orders.renewDue(), 0);
+});
+
+test('renewDue checks policy against the address last dialled for the name; after a restart, with none (any of the host\'s)', async (t) => {
+  const s = await setup(t);
+  await s.orders.request('g.ok.test', '10.0.0.1');
+  s.clock.now += 65 * DAY_MS;
+  assert.equal(await s.orders.renewDue(), 1);
+  assert.deepEqual(s.policy.dialled, ['10.0.0.1', '10.0.0.1']);
+  // A new owner on the same state directory knows no client yet.
+  const restarted = new AcmeOrders({ issuers: [s.issuer], policy: s.policy, store: s.store, stateDir: s.stateDir, events: NO_CERT_EVENTS, log: s.log, now: () => s.clock.now, retryMinMs: 60_000, retryMaxMs: 3_600_000 });
+  s.clock.now += 65 * DAY_MS;
+  assert.equal(await restarted.renewDue(), 1);
+  assert.deepEqual(s.policy.dialled, ['10.0.0.1', '10.0.0.1', null]);
+  assert.deepEqual(s.issuer.asked, ['g.ok.test', 'g.ok.test', 'g.ok.test']);
 });
 
 test('a worker waits at most issueWaitMs, then gets the internal CA; the ACME leaf serves later handshakes', async (t) => {
