@@ -27,6 +27,8 @@ export interface ProgInfo {
   id: number;
   type: number;
   name: string;
+  /** The kernel's hash of the instructions, hex. */
+  tag: string;
 }
 
 export interface MapInfo {
@@ -72,9 +74,11 @@ export interface Layout {
 export type Family = 4 | 6;
 
 export interface Native {
-  loadProgram(): ProgramFds;
+  /** With `maps`, the program is loaded on those existing maps (each must match this build's definition). */
+  loadProgram(maps?: Omit<ProgramFds, 'prog'>): ProgramFds;
   attachNetns(progFd: number, netnsFd: number): number;
   linkDetach(linkFd: number): void;
+  linkUpdate(linkFd: number, progFd: number): void;
   objPin(fd: number, path: string): void;
   objGet(path: string): number;
   linkInfo(linkFd: number): LinkInfo;

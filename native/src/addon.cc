@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("loadProgram", Napi::Function::New(env, LoadProgram));
 	exports.Set("attachNetns", Napi::Function::New(env, AttachNetns));
 	exports.Set("linkDetach", Napi::Function::New(env, LinkDetach));
+	exports.Set("linkUpdate", Napi::Function::New(env, LinkUpdate));
 	exports.Set("objPin", Napi::Function::New(env, ObjPin));
 	exports.Set("objGet", Napi::Function::New(env, ObjGet));
 	exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));

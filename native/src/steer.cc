@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -28,17 +29,55 @@ int DupFd(Napi::Env env, int fd)
 	return copy;
 }
 
+// Points map at an existing map (an attached program's), which must have
+// the definition this build expects: libbpf's reuse takes the existing
+// map's definition as it is, so a mismatch would go unnoticed.
+void ReuseMap(Napi::Env env, struct jfe_bpf *skel, struct bpf_map *map, const Napi::Object &fds)
+{
+	const char *name = bpf_map__name(map);
+	int fd = fds.Get(name).ToNumber().Int32Value();
+	struct bpf_map_info mi = {};
+	__u32 len = sizeof(mi);
+	int err = 0;
+	if (bpf_obj_get_info_by_fd(fd, &mi, &len) < 0)
+		err = errno;
+	else if (mi.type != bpf_map__type(map) || mi.key_size != bpf_map__key_size(map) ||
+		 mi.value_size != bpf_map__value_size(map) || mi.max_entries != bpf_map__max_entries(map))
+		err = EINVAL;
+	else if (bpf_map__reuse_fd(map, fd) < 0)
+		err = errno;
+	if (err != 0) {
+		jfe_bpf__destroy(skel);
+		ThrowErrno(env, err, "bpf_map__reuse_fd", std::string("map ") + name + " differs from this build's");
+	}
+}
+
 } // namespace
 
-// Loads the program and creates its maps; returns their fds. The skeleton
-// is destroyed at once: the caller owns the fds and pins what must live on.
+// ([maps]) -> fds of the program and its maps. With maps ({ ports, config,
+// ... } fds of existing maps), the program is loaded on those instead of new
+// ones, so it can replace an attached program with the state kept. The
+// skeleton is destroyed at once: the caller owns the fds and pins what must
+// live on.
 Napi::Value LoadProgram(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
 	StartCapture();
-	struct jfe_bpf *skel = jfe_bpf__open_and_load();
+	struct jfe_bpf *skel = jfe_bpf__open();
 	if (!skel)
-		ThrowErrno(env, errno, "bpf_prog_load", "load sk_lookup program");
+		ThrowErrno(env, errno, "bpf_object__open", "open sk_lookup program");
+	if (info.Length() > 0 && info[0].IsObject()) {
+		Napi::Object fds = info[0].As<Napi::Object>();
+		struct bpf_map *maps[] = {skel->maps.ports, skel->maps.config, skel->maps.sockets,
+					  skel->maps.bypass, skel->maps.listeners, skel->maps.counters};
+		for (struct bpf_map *map : maps)
+			ReuseMap(env, skel, map, fds);
+	}
+	if (jfe_bpf__load(skel) != 0) {
+		int err = errno;
+		jfe_bpf__destroy(skel);
+		ThrowErrno(env, err, "bpf_prog_load", "load sk_lookup program");
+	}
 
 	Napi::Object out = Napi::Object::New(env);
 	try {
@@ -70,6 +109,16 @@ Napi::Value AttachNetns(const Napi::CallbackInfo &info)
 	if (link < 0)
 		ThrowErrno(env, errno, "bpf_link_create", "attach to network namespace");
 	return Napi::Number::New(env, link);
+}
+
+// (linkFd, progFd): the link runs progFd from now on, atomically: no lookup
+// goes without a program.
+Napi::Value LinkUpdate(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (bpf_link_update(ArgInt(info, 0, "linkFd"), ArgInt(info, 1, "progFd"), nullptr) < 0)
+		ThrowErrno(env, errno, "bpf_link_update");
+	return env.Undefined();
 }
 
 // Detaches a link even when other processes hold it open.
@@ -129,6 +178,11 @@ Napi::Value ProgInfo(const Napi::CallbackInfo &info)
 	out.Set("id", pi.id);
 	out.Set("type", static_cast<uint32_t>(pi.type));
 	out.Set("name", std::string(pi.name));
+	// The kernel's hash of the instructions: equal tags, same program.
+	char tag[2 * BPF_TAG_SIZE + 1];
+	for (int i = 0; i < BPF_TAG_SIZE; i++)
+		snprintf(tag + 2 * i, 3, "%02x", pi.tag[i]);
+	out.Set("tag", std::string(tag));
 	return out;
 }
 

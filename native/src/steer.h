@@ -9,6 +9,7 @@ namespace jfe {
 Napi::Value LoadProgram(const Napi::CallbackInfo &info);
 Napi::Value AttachNetns(const Napi::CallbackInfo &info);
 Napi::Value LinkDetach(const Napi::CallbackInfo &info);
+Napi::Value LinkUpdate(const Napi::CallbackInfo &info);
 Napi::Value ObjPin(const Napi::CallbackInfo &info);
 Napi::Value ObjGet(const Napi::CallbackInfo &info);
 Napi::Value LinkInfo(const Napi::CallbackInfo &info);

@@ -6,13 +6,13 @@ import path from 'node:path';
 import { JfeError, isSystemError } from '../errors';
 import type { Logger } from '../log';
 import type { PortSet } from '../config/ports';
-import { native } from '../native';
+import { type ProgramFds, native } from '../native';
 import { ensureBpffs, isBpffs } from './bpffs';
 import { withLock, runDirFor } from './lock';
 import { type CounterName, type ListenerEntry, SteeringMaps } from './maps';
 import { callNative } from './native-error';
 import { type Netns, closeNetns, openNetns, runInNetns } from './netns';
-import { MAP_NAMES, type PinName, netnsPinDir, pinPath, stagingPinDir } from './pins';
+import { MAP_NAMES, type MapName, type PinName, netnsPinDir, pinPath, stagingPinDir } from './pins';
 import { type RoutingOptions, ensureRouting, removeRouting, routingState, type Run } from './routing';
 
 export interface SteeringOptions extends RoutingOptions {
@@ -25,6 +25,8 @@ export interface SteeringOptions extends RoutingOptions {
 
 export interface AttachResult {
   state: 'attached' | 'updated' | 'unchanged';
+  /** An attached program of another jfe build was replaced by this one's, its maps kept. */
+  programReplaced: boolean;
   netnsIno: number;
   progId: number;
   linkId: number;
@@ -119,6 +121,50 @@ function loadRetrying<T>(load: () => T): T {
   }
 }
 
+/**
+ * An attached program from another jfe build (an upgrade) would otherwise
+ * steer on until someone detached it: this build's program takes its place
+ * in the same link and on the same maps, so the sockets, ports, listeners and
+ * bypass entries carry over and no lookup goes without a program. (Maps of
+ * another definition are refused before this, when they are opened.)
+ */
+function replaceOutdatedProgram(dir: string, pinned: Pinned, pinDir: string, log: Logger): boolean {
+  const n = native();
+  const open = (name: PinName): number => callNative('JFE_ERR_BPF_NOT_ATTACHED', `open pinned ${name}`, () => n.objGet(pinPath(dir, name)), pinDir);
+  const oldProg = open('prog');
+  const maps: Partial<Record<MapName, number>> = {};
+  let fds: ProgramFds | undefined;
+  try {
+    for (const name of MAP_NAMES) maps[name] = open(name);
+    const oldTag = n.progInfo(oldProg).tag;
+    let loaded: ProgramFds;
+    try {
+      loaded = loadRetrying(() => n.loadProgram(maps as Record<MapName, number>));
+      fds = loaded;
+    } catch (err) {
+      log.warn(
+        { err: err instanceof Error ? err.message : err, progId: pinned.progId },
+        'this build\'s steering program does not load on the attached maps; the attached program stays until `jfe-bpf detach` and a new attach',
+      );
+      return false;
+    }
+    const newTag = n.progInfo(loaded.prog).tag;
+    if (newTag === oldTag) return false;
+    callNative('JFE_ERR_BPF_ATTACH', 'replace the attached program', () => n.linkUpdate(pinned.linkFd, loaded.prog), pinDir);
+    // The pin follows the link: pinned beside it, then renamed over the old one.
+    const next = path.join(dir, 'prog-next');
+    fs.rmSync(next, { force: true });
+    callNative('JFE_ERR_BPF_ATTACH', `pin ${next}`, () => n.objPin(loaded.prog, next), pinDir);
+    fs.renameSync(next, pinPath(dir, 'prog'));
+    log.info({ fromTag: oldTag, toTag: newTag }, 'steering program replaced by this build\'s; its maps kept');
+    return true;
+  } finally {
+    fs.closeSync(oldProg);
+    for (const fd of Object.values(maps)) fs.closeSync(fd);
+    if (fds) for (const fd of Object.values(fds)) fs.closeSync(fd);
+  }
+}
+
 /** Loads, pins into a staging directory, attaches, then renames into place. */
 function createPins(dir: string, ns: Netns, opts: SteeringOptions, ports: PortSet, log: Logger): Pinned {
   const n = native();
@@ -185,7 +231,14 @@ export function attach(opts: SteeringOptions & { ports: PortSet }, log: Logger):
       const dir = netnsPinDir(opts.pinDir, ns.ino);
       let pinned = openPinned(dir, ns, true);
       let state: AttachResult['state'] = 'unchanged';
+      let programReplaced = false;
       if (pinned) {
+        try {
+          programReplaced = replaceOutdatedProgram(dir, pinned, opts.pinDir, log);
+        } catch (err) {
+          // The attached program keeps steering: an upgrade that cannot replace it is no reason not to run.
+          log.warn({ err: err instanceof Error ? err.message : err }, 'could not check or replace the attached steering program; it stays');
+        }
         if (!pinned.maps.ports().equals(opts.ports)) {
           pinned.maps.setPorts(opts.ports);
           state = 'updated';
@@ -213,8 +266,9 @@ export function attach(opts: SteeringOptions & { ports: PortSet }, log: Logger):
       }
       const result: AttachResult = {
         state,
+        programReplaced,
         netnsIno: ns.ino,
-        progId: pinned.progId,
+        progId: programReplaced ? native().linkInfo(pinned.linkFd).progId : pinned.progId,
         linkId: pinned.linkId,
         ports: opts.ports.toString(),
         routingAdded,

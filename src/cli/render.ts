@@ -10,6 +10,7 @@ export function renderAttach(r: AttachResult): string {
         ? 'already attached; port set updated'
         : 'already attached; nothing to change';
   const lines = [`${head} (netns inode ${r.netnsIno}): program ${r.progId}, link ${r.linkId}, ports ${r.ports}`];
+  if (r.programReplaced) lines.push('  program replaced by this version\'s (sockets, ports and entries kept)');
   for (const c of r.routingAdded) lines.push(`  added: ${c}`);
   return lines.join('\n');
 }
