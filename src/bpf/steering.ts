@@ -151,12 +151,18 @@ function replaceOutdatedProgram(dir: string, pinned: Pinned, pinDir: string, log
     const newTag = n.progInfo(loaded.prog).tag;
     if (newTag === oldTag) return false;
     callNative('JFE_ERR_BPF_ATTACH', 'replace the attached program', () => n.linkUpdate(pinned.linkFd, loaded.prog), pinDir);
-    // The pin follows the link: pinned beside it, then renamed over the old one.
-    const next = path.join(dir, 'prog-next');
-    fs.rmSync(next, { force: true });
-    callNative('JFE_ERR_BPF_ATTACH', `pin ${next}`, () => n.objPin(loaded.prog, next), pinDir);
-    fs.renameSync(next, pinPath(dir, 'prog'));
     log.info({ fromTag: oldTag, toTag: newTag }, 'steering program replaced by this build\'s; its maps kept');
+    // The pin follows the link: pinned beside it, then renamed over the old one.
+    // The link holds the program; the pin only tells the next attach what runs
+    // (a stale one makes it swap the same program in again), so a failure is a warning.
+    const next = path.join(dir, 'prog-next');
+    try {
+      fs.rmSync(next, { force: true });
+      n.objPin(loaded.prog, next);
+      fs.renameSync(next, pinPath(dir, 'prog'));
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : err }, 'the replaced program runs, but its pin still names the old one');
+    }
     return true;
   } finally {
     fs.closeSync(oldProg);
