@@ -121,6 +121,40 @@ function loadRetrying<T>(load: () => T): T {
   }
 }
 
+/** The attached program's tag, and this build's program loaded on the attached maps (null when it does not load there). */
+interface BesideAttached {
+  attachedTag: string;
+  thisBuild: ProgramFds | null;
+  loadError: unknown;
+  close(): void;
+}
+
+function loadBesideAttached(dir: string, pinDir: string): BesideAttached {
+  const n = native();
+  const open = (name: PinName): number => callNative('JFE_ERR_BPF_NOT_ATTACHED', `open pinned ${name}`, () => n.objGet(pinPath(dir, name)), pinDir);
+  const fds: number[] = [];
+  const close = (): void => {
+    for (const fd of fds) fs.closeSync(fd);
+  };
+  try {
+    const attachedProg = open('prog');
+    fds.push(attachedProg);
+    const maps: Partial<Record<MapName, number>> = {};
+    for (const name of MAP_NAMES) fds.push((maps[name] = open(name)));
+    const attachedTag = n.progInfo(attachedProg).tag;
+    try {
+      const thisBuild = loadRetrying(() => n.loadProgram(maps as Record<MapName, number>));
+      fds.push(...Object.values(thisBuild));
+      return { attachedTag, thisBuild, loadError: null, close };
+    } catch (err) {
+      return { attachedTag, thisBuild: null, loadError: err, close };
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
 /**
  * An attached program from another jfe build (an upgrade) would otherwise
  * steer on until someone detached it: this build's program takes its place
@@ -130,28 +164,20 @@ function loadRetrying<T>(load: () => T): T {
  */
 function replaceOutdatedProgram(dir: string, pinned: Pinned, pinDir: string, log: Logger): boolean {
   const n = native();
-  const open = (name: PinName): number => callNative('JFE_ERR_BPF_NOT_ATTACHED', `open pinned ${name}`, () => n.objGet(pinPath(dir, name)), pinDir);
-  const oldProg = open('prog');
-  const maps: Partial<Record<MapName, number>> = {};
-  let fds: ProgramFds | undefined;
+  const b = loadBesideAttached(dir, pinDir);
   try {
-    for (const name of MAP_NAMES) maps[name] = open(name);
-    const oldTag = n.progInfo(oldProg).tag;
-    let loaded: ProgramFds;
-    try {
-      loaded = loadRetrying(() => n.loadProgram(maps as Record<MapName, number>));
-      fds = loaded;
-    } catch (err) {
+    const loaded = b.thisBuild;
+    if (loaded === null) {
       log.warn(
-        { err: err instanceof Error ? err.message : err, progId: pinned.progId },
+        { err: b.loadError instanceof Error ? b.loadError.message : b.loadError, progId: pinned.progId },
         'this build\'s steering program does not load on the attached maps; the attached program stays until `jfe-bpf detach` and a new attach',
       );
       return false;
     }
     const newTag = n.progInfo(loaded.prog).tag;
-    if (newTag === oldTag) return false;
+    if (newTag === b.attachedTag) return false;
     callNative('JFE_ERR_BPF_ATTACH', 'replace the attached program', () => n.linkUpdate(pinned.linkFd, loaded.prog), pinDir);
-    log.info({ fromTag: oldTag, toTag: newTag }, 'steering program replaced by this build\'s; its maps kept');
+    log.info({ fromTag: b.attachedTag, toTag: newTag }, 'steering program replaced by this build\'s; its maps kept');
     // The pin follows the link: pinned beside it, then renamed over the old one.
     // The link holds the program; the pin only tells the next attach what runs
     // (a stale one makes it swap the same program in again), so a failure is a warning.
@@ -165,9 +191,7 @@ function replaceOutdatedProgram(dir: string, pinned: Pinned, pinDir: string, log
     }
     return true;
   } finally {
-    fs.closeSync(oldProg);
-    for (const fd of Object.values(maps)) fs.closeSync(fd);
-    if (fds) for (const fd of Object.values(fds)) fs.closeSync(fd);
+    b.close();
   }
 }
 
@@ -346,6 +370,26 @@ export function status(opts: SteeringOptions): SteeringStatus {
       };
     } finally {
       closePinned(pinned);
+    }
+  });
+}
+
+/**
+ * Whether the attached program is this build's: the kernel's tag of the one
+ * in the link equals that of this build's, loaded on the same maps. null when
+ * nothing is attached. Costs a program load (a verifier run): not for hot paths.
+ */
+export function attachedProgramIsThisBuilds(opts: Pick<SteeringOptions, 'netnsPath' | 'pinDir'>): boolean | null {
+  return withNetns(opts.netnsPath, (ns) => {
+    const dir = netnsPinDir(opts.pinDir, ns.ino);
+    const pinned = fs.existsSync(dir) && isBpffs(dir) ? openPinned(dir, ns, false) : null;
+    if (!pinned) return null;
+    closePinned(pinned);
+    const b = loadBesideAttached(dir, opts.pinDir);
+    try {
+      return b.thisBuild !== null && native().progInfo(b.thisBuild.prog).tag === b.attachedTag;
+    } finally {
+      b.close();
     }
   });
 }

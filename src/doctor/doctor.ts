@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The checks of `jfe doctor`, in the order an operator would fix them.
 import type { Check } from './check';
-import { attachedCheck, bpffsCheck, capabilitiesCheck, fwmarkSysctlCheck, kernelCheck, routingCheck, rpFilterCheck, socketsCheck } from './host-checks';
+import { attachedCheck, bpffsCheck, capabilitiesCheck, fwmarkSysctlCheck, kernelCheck, programCheck, routingCheck, rpFilterCheck, socketsCheck } from './host-checks';
 import { selfTestCheck } from './self-test';
 
 export { type CheckResult, runChecks } from './check';
@@ -11,6 +11,7 @@ export const DOCTOR_CHECKS: Check[] = [
   capabilitiesCheck,
   bpffsCheck,
   attachedCheck,
+  programCheck,
   socketsCheck,
   routingCheck,
   fwmarkSysctlCheck,

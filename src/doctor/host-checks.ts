@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The checks of what the host must offer: kernel and sk_lookup support,
 // capabilities, bpffs, the routing rule and table, the fwmark sysctls, and
-// rp_filter; and of what the agent has set up: steering attached, sockets
-// registered in every slot.
+// rp_filter; and of what the agent has set up: steering attached (with this
+// build's program), sockets registered in every slot.
 import fs from 'node:fs';
 import os from 'node:os';
 import { isBpffs } from '../bpf/bpffs';
 import { effectiveCaps } from '../bpf/privileges';
 import { closeNetns, openNetns, runInNetns } from '../bpf/netns';
-import { status } from '../bpf/steering';
+import { attachedProgramIsThisBuilds, status } from '../bpf/steering';
 import { native } from '../native';
 import type { Check } from './check';
 
@@ -146,6 +146,21 @@ export const attachedCheck: Check = {
     const s = status(opts);
     if (s.attached) return { name: this.name, ok: true, detail: `program ${s.progId}, link ${s.linkId}, ports ${s.ports}` };
     return { name: this.name, ok: false, detail: `no sk_lookup program attached (pins: ${s.pinDir}): connections go straight to the services in plaintext`, fix: 'start the agent (jfe run, or systemctl start jfe), which attaches it; or jfe-bpf attach' };
+  },
+};
+
+export const programCheck: Check = {
+  name: 'steering program current',
+  run(opts) {
+    const current = attachedProgramIsThisBuilds(opts);
+    if (current === true) return { name: this.name, ok: true, detail: 'the attached program is this build\'s' };
+    if (current === null) return { name: this.name, ok: false, detail: 'steering not attached', fix: 'see "steering attached"' };
+    return {
+      name: this.name,
+      ok: false,
+      detail: 'the attached program comes from another jfe build (jfe was upgraded while it ran): it steers, without this build\'s changes',
+      fix: 'jfe-bpf attach (with jfe run\'s settings, e.g. --config) replaces it in place, maps and sockets kept; so does the next jfe run',
+    };
   },
 };
 

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MIT
 // Guards `jfe doctor`: with jfe running every check passes (the self-test
 // steers a real TLS connection from a temporary namespace) and it exits 0;
-// with one piece broken (routing rule removed, tcp_fwmark_accept off, steering
-// detached) the right check fails with its fix and it exits 1; applying the
+// with one piece broken (routing rule removed, tcp_fwmark_accept off, another
+// build's program in the link, steering detached) the right check fails with
+// its fix and it exits 1; applying the
 // printed fix makes it pass again. Strict rp_filter does not break jfe (the
 // self-test passes with it). Nothing of the self-test is left behind.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
+import { netnsPinDir } from '../../src/bpf/pins';
 import { startJfe } from '../helpers/jfe';
 import { createWorld } from '../helpers/netns';
+import { BPFTOOL, installOlderBuild } from '../helpers/older-program';
 import { requireRoot } from '../helpers/root';
 import { BIN, run, runSync } from '../helpers/spawn';
 
@@ -18,7 +23,7 @@ interface Report {
 }
 
 test('jfe doctor: all pass with jfe running; the broken piece fails with its fix', async (t) => {
-  if (!requireRoot(t)) return;
+  if (!requireRoot(t, ['clang', BPFTOOL])) return;
   const w = createWorld(t);
   const doctor = async (): Promise<{ status: number; report: Report; text: string }> => {
     const r = await run(process.execPath, [BIN.jfe, 'doctor', '--json', ...w.steeringArgs], { timeoutMs: 60_000 });
@@ -90,12 +95,24 @@ test('jfe doctor: all pass with jfe running; the broken piece fails with its fix
     }
   });
 
+  await t.test('another build\'s program in the link (jfe upgraded while it ran): that check fails; jfe-bpf attach fixes it', async () => {
+    installOlderBuild(netnsPinDir(w.pinDir, fs.statSync(w.srv.path).ino), path.join(w.tmp, 'older'));
+    const d = await doctor();
+    assert.equal(d.status, 1);
+    assert.deepEqual(failed(d.report), ['steering program current'], d.text);
+    assert.match(check(d.report, 'steering program current').fix ?? '', /^jfe-bpf attach/);
+    const r = runSync(BIN.jfeBpf, ['attach', ...w.steeringArgs]);
+    assert.equal(r.status, 0, r.stderr);
+    const again = await doctor();
+    assert.deepEqual(failed(again.report), [], again.text);
+  });
+
   await t.test('not attached: steering and sockets checks fail, exit 1', async () => {
     const r = runSync(BIN.jfeBpf, ['detach', ...w.steeringArgs]);
     assert.equal(r.status, 0, r.stderr);
     const d = await doctor();
     assert.equal(d.status, 1);
-    for (const name of ['steering attached', 'sockets registered', 'end-to-end self-test']) assert.ok(failed(d.report).includes(name), `${name} should fail: ${d.text}`);
+    for (const name of ['steering attached', 'steering program current', 'sockets registered', 'end-to-end self-test']) assert.ok(failed(d.report).includes(name), `${name} should fail: ${d.text}`);
     assert.match(check(d.report, 'steering attached').fix ?? '', /jfe run/);
     assert.ok(!failed(d.report).includes('kernel and sk_lookup'));
   });

@@ -13,55 +13,11 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { netnsPinDir, pinPath } from '../../src/bpf/pins';
 import { native } from '../../src/native';
+import { BPFTOOL, compileVariant, installOlderBuild, linkedTag, thisBuildsTag } from '../helpers/older-program';
 import { steeredWorld } from '../helpers/steered';
 import { requireRoot } from '../helpers/root';
 import { dial } from '../helpers/sockets';
-import { BIN, REPO_ROOT, run, runSync } from '../helpers/spawn';
-
-const MAPS = ['ports', 'config', 'sockets', 'bypass', 'listeners', 'counters'] as const;
-const BPFTOOL = fs.existsSync('/usr/sbin/bpftool') ? '/usr/sbin/bpftool' : 'bpftool';
-
-/** Compiles bpf/jfe.bpf.c with `edit` applied to the source and the header into dir/variant.o. */
-function compileVariant(dir: string, edit: { file: 'jfe.bpf.c' | 'jfe.h'; from: string; to: string }): string {
-  fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['jfe.bpf.c', 'jfe.h']) {
-    const text = fs.readFileSync(path.join(REPO_ROOT, 'bpf', f), 'utf8');
-    if (f === edit.file) assert.ok(text.includes(edit.from), `${f} still contains ${edit.from}`);
-    fs.writeFileSync(path.join(dir, f), f === edit.file ? text.replace(edit.from, edit.to) : text);
-  }
-  const arch = runSync('gcc', ['-dumpmachine']).stdout.trim();
-  const out = path.join(dir, 'variant.o');
-  const r = runSync('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${arch}`, `-I${dir}`, '-c', path.join(dir, 'jfe.bpf.c'), '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
-  return out;
-}
-
-function tagOf(progFd: number): string {
-  return native().progInfo(progFd).tag;
-}
-
-/** The tag of this build's program (loaded, looked at, closed). */
-function thisBuildsTag(): string {
-  const fds = native().loadProgram();
-  try {
-    return tagOf(fds.prog);
-  } finally {
-    for (const fd of Object.values(fds)) fs.closeSync(fd);
-  }
-}
-
-function linkedTag(pins: string): string {
-  const n = native();
-  const link = n.objGet(pinPath(pins, 'link'));
-  const prog = n.objGet(pinPath(pins, 'prog'));
-  try {
-    assert.equal(n.linkInfo(link).progId, n.progInfo(prog).id, 'the prog pin is the linked program');
-    return tagOf(prog);
-  } finally {
-    fs.closeSync(link);
-    fs.closeSync(prog);
-  }
-}
+import { BIN, run, runSync } from '../helpers/spawn';
 
 test('an attach replaces the program of another build in place, maps kept', async (t) => {
   if (!requireRoot(t, ['clang', BPFTOOL])) return;
@@ -71,18 +27,7 @@ test('an attach replaces the program of another build in place, maps kept', asyn
   assert.equal(linkedTag(pins), ours);
 
   // Put an "older build" in the link, on the maps the attach made.
-  const variant = compileVariant(path.join(w.tmp, 'seed'), { file: 'jfe.bpf.c', from: '0x6a6665', to: '0x6a6666' });
-  const older = path.join(pins, 'older');
-  const load = runSync(BPFTOOL, ['prog', 'load', variant, older, 'type', 'sk_lookup', ...MAPS.flatMap((m) => ['map', 'name', m, 'pinned', pinPath(pins, m)])]);
-  assert.equal(load.status, 0, load.stderr);
-  const n = native();
-  const link = n.objGet(pinPath(pins, 'link'));
-  const olderFd = n.objGet(older);
-  n.linkUpdate(link, olderFd);
-  fs.closeSync(link);
-  fs.rmSync(pinPath(pins, 'prog'));
-  fs.renameSync(older, pinPath(pins, 'prog'));
-  fs.closeSync(olderFd);
+  installOlderBuild(pins, path.join(w.tmp, 'seed'));
   const olderTag = linkedTag(pins);
   assert.notEqual(olderTag, ours);
   for (const a of addrs) assert.deepEqual(await dial(w.cli, a.family, a.srv, 8080), { kind: 'answered', tag: 'agent' }, 'the older build steers');
