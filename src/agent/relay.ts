@@ -110,24 +110,24 @@ function runRelay(
     if (onBytes !== undefined) onBytes('in', chunk.length);
   };
   const countOut = (chunk: Buffer): void => {
-    if (onFirstOut !== undefined) onFirstOut = firstOut(onFirstOut, chunk);
+    if (onFirstOut !== undefined) {
+      const first = onFirstOut;
+      onFirstOut = undefined;
+      first(chunk);
+    }
     bytesOut += chunk.length;
     if (onBytes !== undefined) onBytes('out', chunk.length);
   };
-  // The hot path: one listener per direction, no allocation of our own.
+  // The hot path: one sink per direction, no allocation of our own. Reads that
+  // bypass the stream (reused-reads.ts) reach it directly, the rest through 'data'.
+  const inFlow = directionFlow(client, upstream, countIn);
+  const outFlow = directionFlow(upstream, client, countOut);
   const onClientData = (chunk: Buffer): void => {
-    if (upstream.destroyed) return;
-    countIn(chunk);
-    if (!upstream.write(chunk)) client.pause();
+    inFlow.sink(chunk, false);
   };
   const onUpstreamData = (chunk: Buffer): void => {
-    if (client.destroyed) return;
-    countOut(chunk);
-    if (!client.write(chunk)) upstream.pause();
+    outFlow.sink(chunk, false);
   };
-  // Reads that bypass the stream (reused-reads.ts), when the sockets were made for it.
-  const inFlow = directFlow(client, upstream, countIn);
-  const outFlow = directFlow(upstream, client, countOut);
   const onUpstreamDrain = inFlow.onDestinationDrain;
   const onClientDrain = outFlow.onDestinationDrain;
 
@@ -285,12 +285,12 @@ function runRelay(
 }
 
 /**
- * One direction's sink for reads that bypass the stream: the same accounting and
- * backpressure as the 'data' path. A borrowed chunk lives in the source's read
- * buffer: the source stays paused until the destination has written it out,
- * whatever the destination's highWaterMark says.
+ * One direction's sink, for 'data' chunks and for reads that bypass the stream:
+ * count, write, pause the source when the destination is full. A borrowed chunk
+ * lives in the source's read buffer: the source stays paused until the
+ * destination has written it out, whatever the destination's highWaterMark says.
  */
-function directFlow(source: net.Socket, destination: net.Socket, count: (chunk: Buffer) => void): { sink: ReadSink; onDestinationDrain: () => void } {
+function directionFlow(source: net.Socket, destination: net.Socket, count: (chunk: Buffer) => void): { sink: ReadSink; onDestinationDrain: () => void } {
   let borrowedQueued = false;
   const onBorrowedFlushed = (): void => {
     if (borrowedQueued && destination.writableLength === 0) {
@@ -316,11 +316,6 @@ function directFlow(source: net.Socket, destination: net.Socket, count: (chunk: 
     if (!borrowedQueued) source.resume();
   };
   return { sink, onDestinationDrain };
-}
-
-function firstOut(f: (chunk: Buffer) => void, chunk: Buffer): undefined {
-  f(chunk);
-  return undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
