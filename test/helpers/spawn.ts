@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Runs the real bins (bin/jfe, bin/jfe-bpf) and other commands, capturing output.
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BIN = {
@@ -38,6 +41,10 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
       clearTimeout(timer);
       resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr });
     });
+    // A child may exit before reading its input (a usage error): the broken pipe is not the run's error.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
@@ -46,4 +53,21 @@ export function mustRun(cmd: string, args: string[]): string {
   const r = runSync(cmd, args);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} → exit ${r.status}: ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+/**
+ * Runs one of the checkout's scripts (a bin, or a file under dist/) with this
+ * Node as the user nobody (uid and gid 65534, no groups); the caller is root.
+ * A checkout where a root user clones things (/root/jfe, under a 0700 /root)
+ * is out of nobody's reach, so the command runs in a mount namespace of its
+ * own where the checkout is bind-mounted on an empty directory nobody can
+ * reach: that one path, for that one command's life, with no cleanup to miss.
+ */
+export function runUnprivileged(t: TestContext, script: string, args: string[]): RunResult {
+  const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'jfe-nobody-'));
+  t.after(() => fs.rmSync(mount, { recursive: true, force: true }));
+  fs.chmodSync(mount, 0o755);
+  const inMount = path.join(mount, path.relative(REPO_ROOT, script));
+  const asNobody = 'mount --bind "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"';
+  return runSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', asNobody, 'sh', REPO_ROOT, mount, process.execPath, inMount, ...args]);
 }

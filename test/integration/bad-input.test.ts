@@ -8,10 +8,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
-import { BIN, mustRun, runSync } from '../helpers/spawn';
+import { BIN, mustRun, runSync, runUnprivileged } from '../helpers/spawn';
 
 test('jfe-bpf rejects bad input and changes nothing', async (t) => {
-  if (!requireRoot(t, ['setpriv'])) return;
+  if (!requireRoot(t, ['setpriv', 'unshare'])) return;
   const w = createWorld(t);
   const rules = (): string => w.exec(w.srv, ['ip', '-4', 'rule', 'show']);
   const pins = (): string[] => fs.readdirSync(w.pinDir).filter((f) => !f.endsWith('.debug'));
@@ -56,9 +56,9 @@ test('jfe-bpf rejects bad input and changes nothing', async (t) => {
     assert.match(r.stderr, /\/etc\/hostname is not a network namespace/);
   });
 
-  await t.test('not root: exit 1 with "run as root"', () => {
+  await t.test('not root: exit 1 with "run as root"', (st) => {
     for (const cmd of ['attach', 'detach', 'status']) {
-      const r = runSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN.jfeBpf, cmd, ...w.steeringArgs]);
+      const r = runUnprivileged(st, BIN.jfeBpf, [cmd, ...w.steeringArgs]);
       assert.equal(r.status, 1, `${cmd}: ${r.stderr}`);
       assert.equal(r.stderr.trim(), 'Error: run as root: needs CAP_BPF and CAP_NET_ADMIN');
     }

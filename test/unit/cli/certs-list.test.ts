@@ -13,7 +13,7 @@ import { StateDir } from '../../../src/certs/state-dir';
 import { CERTS_DIR, CERT_FILE, CertStore } from '../../../src/certs/store';
 import { renderCertList } from '../../../src/cli/render-certs';
 import { requireRoot } from '../../helpers/root';
-import { BIN, runSync } from '../../helpers/spawn';
+import { BIN, runSync, runUnprivileged } from '../../helpers/spawn';
 import { bufferLogger, tempDir } from '../certs/temp-state';
 
 const DAY = 86_400_000;
@@ -113,13 +113,13 @@ test('the bin: text and --json; errors exit 1 with one clear line', async (t) =>
 });
 
 test('a state directory private to root: a clear error for other users', async (t) => {
-  if (!requireRoot(t, ['setpriv'])) return; // root, to run the bin as another user
+  if (!requireRoot(t, ['setpriv', 'unshare'])) return; // root, to run the bin as another user
   const parent = tempDir(t);
   const root = path.join(parent, 'state');
   await stateWith(root, ['web.example']);
   // The state dir is 0700, as jfe makes it. Let "nobody" reach our own temp parent, so that only the state dir's mode stops it.
   fs.chmodSync(parent, 0o755);
-  const r = runSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(path.dirname(BIN.jfe), '..', 'dist', 'src', 'cli', 'jfe.js'), 'certs', 'list', '--state-dir', root]);
+  const r = runUnprivileged(t, BIN.jfe, ['certs', 'list', '--state-dir', root]);
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.match(r.stderr, /^Error: cannot read \S+: permission denied; the state directory is private to the user jfe runs as \(root\): run this as root, e.g\. sudo jfe certs list\n$/);
 });
