@@ -1,10 +1,37 @@
 #!/bin/sh
-# Builds native/ with node-gyp against the system libbpf. Uses the Node headers
-# installed with Node (/usr/include/node) when npm was not told where they are,
-# so no header download is needed.
-set -e
+# Builds native/ with node-gyp against the system libbpf and the headers of the
+# Node that runs the build: <prefix>/include/node beside <prefix>/bin/node, as
+# Node's own tarballs, scripts/install-node.sh and Debian (/usr) lay them out.
+# So nothing is downloaded, and the addon matches the Node that will load it
+# (libuv and V8 have no stable ABI across Node majors). A nodedir given to npm
+# (npm_config_nodedir, from an .npmrc or the environment) is used only when it
+# holds this very version's headers.
+set -eu
 cd "$(dirname "$0")/../native"
-if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
-	set -- --nodedir=/usr
+
+# "26.12.1" from a node_version.h, empty when the file is missing.
+header_version() {
+	[ -f "$1" ] || return 0
+	sed -n 's/^#define NODE_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\)$/\2/p' "$1" | paste -sd.
+}
+
+running=$(node -p process.versions.node)
+prefix=$(node -p 'require("node:path").resolve(process.execPath, "..", "..")')
+
+if [ -n "${npm_config_nodedir:-}" ]; then
+	nodedir=$npm_config_nodedir
+	given=$(header_version "$nodedir/include/node/node_version.h")
+	[ -n "$given" ] || given=$(header_version "$nodedir/src/node_version.h")
+	if [ "$given" != "$running" ]; then
+		echo "Error: npm's nodedir $nodedir holds the headers of Node ${given:-(none found)}, but this build runs Node $running ($(node -p process.execPath)): the addon would not match. Remove nodedir from npm's config (npm config delete nodedir) or set it to $prefix." >&2
+		exit 1
+	fi
+else
+	nodedir=$prefix
+	if [ "$(header_version "$prefix/include/node/node_version.h")" != "$running" ]; then
+		echo "Error: no headers of Node $running in $prefix/include/node (the addon is built with the headers of the Node that runs the build, and downloads none). Use a Node with its headers: scripts/install-node.sh installs one, Debian's libnode-dev has those of its nodejs." >&2
+		exit 1
+	fi
 fi
-exec node-gyp rebuild "$@"
+echo "jfe: building the addon for Node $running with the headers in $nodedir/include/node" >&2
+exec node-gyp rebuild --nodedir="$nodedir"
