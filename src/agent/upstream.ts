@@ -62,11 +62,12 @@ export function createDialer(opts: UpstreamOptions): { dial: Dial; close(): void
     if (!bound) throw new JfeError('JFE_ERR_UPSTREAM', `no free source port for ${sourceAddr} after ${MAX_TRIES} tries`);
     const { fd, port } = bound;
     opts.bypass.addBypass(client.family, sourceAddr, port);
-    const sock = socketWithReusedReads({ fd, readable: true, writable: true, allowHalfOpen: true });
+    // noDelay belongs to the constructor: connect() ignores it (Node 20 to 26 alike).
+    const sock = socketWithReusedReads({ fd, readable: true, writable: true, allowHalfOpen: true, noDelay: true });
     sock.once('close', () => {
       opts.bypass.deleteBypass(client.family, sourceAddr, port);
     });
-    sock.connect({ host: dst.address, port: dst.port, noDelay: true });
+    sock.connect({ host: dst.address, port: dst.port });
     return sock;
   };
   return {
