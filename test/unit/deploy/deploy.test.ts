@@ -29,11 +29,14 @@ test('the systemd unit passes systemd-analyze verify with no message', (t) => {
     t.skip('NOT RUN: systemd-analyze is missing');
     return;
   }
-  // verify checks that ExecStart's program exists: point it at this machine's node.
+  // verify checks that ExecStart's program exists: point it at this machine's node (the unit
+  // names a bare node, which systemd looks up in /usr/local/bin, /usr/bin… as root's PATH does).
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jfe-unit-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const unit = path.join(dir, 'jfe.service');
-  fs.writeFileSync(unit, fs.readFileSync(DEPLOY.unit, 'utf8').replace(/^ExecStart=\/usr\/bin\/node /m, `ExecStart=${process.execPath} `));
+  const text = fs.readFileSync(DEPLOY.unit, 'utf8');
+  assert.match(text, /^ExecStart=node \/opt\/jfe\/bin\/jfe /m);
+  fs.writeFileSync(unit, text.replace(/^ExecStart=node /m, `ExecStart=${process.execPath} `));
   const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'verify is silent on a clean unit');
@@ -106,7 +109,7 @@ test('the DaemonSet: host network, real JFE_ settings, the unit\'s capabilities,
   assert.ok((pod.terminationGracePeriodSeconds ?? 0) > 30, 'longer than the default drain');
 });
 
-test('the Containerfile: Debian 12, install.sh\'s packages, npm ci, jfe run', () => {
+test('the Containerfile: Debian 12, install.sh\'s packages and Node, npm ci, jfe run', () => {
   const cf = fs.readFileSync(DEPLOY.containerfile, 'utf8');
   const install = fs.readFileSync(DEPLOY.install, 'utf8');
   const words = (re: RegExp, text: string): string[] => (re.exec(text)?.[1] ?? '').split(/\s+/).filter((w) => w !== '').sort();
@@ -114,7 +117,11 @@ test('the Containerfile: Debian 12, install.sh\'s packages, npm ci, jfe run', ()
   assert.ok(installPkgs.length > 5, 'install.sh lists its packages in pkgs="…"');
   assert.ok(/apt_install bpftool/.test(install), 'install.sh installs bpftool apart');
   assert.deepEqual(words(/^ARG BUILD_PKGS="([^"]*)"/m, cf), [...installPkgs, 'bpftool'].sort());
-  for (const from of cf.match(/^FROM \S+/gm) ?? []) assert.match(from, /bookworm/, 'Debian 12');
+  const froms = cf.match(/^FROM \S+/gm) ?? [];
+  assert.equal(froms.length, 2);
+  for (const from of froms) assert.equal(from, 'FROM docker.io/library/debian:bookworm-slim', 'Debian 12, and no Node but the pinned one');
+  assert.match(cf, /^RUN \.\/scripts\/install-node\.sh --system 26$/m, "install.sh's Node, integrity checked");
+  assert.match(install, /install-node\.sh --system 26 /);
   assert.match(cf, /^RUN npm ci\b/m);
   assert.match(cf, /^ENTRYPOINT \["node", "\/opt\/jfe\/bin\/jfe"\]$/m);
   assert.match(cf, /^CMD \["run"\]$/m);
