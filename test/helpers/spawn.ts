@@ -64,6 +64,9 @@ export function mustRun(cmd: string, args: string[]): string {
  * reach: that one path, for that one command's life, with no cleanup to miss.
  */
 export function runUnprivileged(t: TestContext, script: string, args: string[]): RunResult {
+  if ((fs.statSync(REPO_ROOT).mode & 0o005) !== 0o005) {
+    throw new Error(`${REPO_ROOT} itself is private (mode ${(fs.statSync(REPO_ROOT).mode & 0o777).toString(8)}): a bind mount keeps that mode, so nobody cannot run the checkout (a clone is 755)`);
+  }
   const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'jfe-nobody-'));
   t.after(() => fs.rmSync(mount, { recursive: true, force: true }));
   fs.chmodSync(mount, 0o755);
