@@ -76,3 +76,12 @@ test('usage errors exit 2', async () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^usage: .*install-node\.sh \[--system\] \[26\|24\|22\]\n$/);
 });
+
+test('the README names the Node and npm versions the script pins', () => {
+  const script = fs.readFileSync(SCRIPT, 'utf8');
+  const node = /^26-x64\) pin="(\d+\.\d+\.\d+) sha512-/m.exec(script)?.[1];
+  const npm = /^npm_pin="(\d+\.\d+\.\d+) sha512-/m.exec(script)?.[1];
+  assert.ok(node && npm);
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+  assert.ok(readme.includes(`installs Node.js ${node} with npm ${npm} from the npm registry`), `README: Node.js ${node} with npm ${npm}`);
+});
