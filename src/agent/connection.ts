@@ -192,9 +192,12 @@ class Sniffer implements ConnectionHandle {
   }
 
   destroy(): void {
-    reset(this.client);
+    // The outermost socket: resetting a TLSSocket reaches the TCP socket under it and
+    // waits out the shutdown of a close_notify still in flight. Reset directly, the TCP
+    // socket's handle would be dropped unclosed then (reset-socket.ts): it never emits
+    // 'close', and the process spins at exit waiting for it.
+    reset(this.outer);
     reset(this.upstream);
-    if (this.outer !== this.client) this.outer.destroy();
   }
 
   /** The one way a connection ends: counted once, reported once. */

@@ -843,6 +843,24 @@ describe('handleConnection, failures', () => {
     });
   }
 
+  test('destroy() while the close_notify of a terminated session is still being sent: every socket closes', LIMIT, async (t) => {
+    // The service answers and half-closes: the relay ends the client side (close_notify, then FIN).
+    const service = await startService(t, 'plain', (sock) => sock.once('data', () => sock.end('bye\r\n')));
+    const rig = await makeRig(t, { service });
+    rig.cache.set(HOST, rig.port, 'plain');
+    const c = await tlsClient(rig);
+    const conn = await rig.conns.at(0);
+    const accepted = rig.sockets.find((s) => s.localPort === rig.port);
+    assert.ok(accepted, "the agent's side of the client connection");
+    const closed = once(accepted, 'close');
+    c.sock.write('PING\r\n');
+    assert.equal((await readAll(c.sock)).toString(), 'bye\r\n');
+    // Right at the client's end: the agent's shutdown may not have completed yet (a drain's destroy() can come then).
+    conn.handle?.destroy();
+    await within(closed, 2000, "the agent's client socket closed");
+    await finished(conn);
+  });
+
   test('upstream refused: the client gets a reset, not a clean close; upstreamFailed refused', LIMIT, async (t) => {
     const probe = net.createServer();
     const deadPort = await listen(probe);
