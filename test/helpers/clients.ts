@@ -97,6 +97,31 @@ export function receiveAll(sock: net.Socket, timeoutMs = 30_000): Promise<Receiv
   });
 }
 
+/** Exactly n bytes from s (then stops reading). */
+export function readN(s: net.Socket, n: number, timeoutMs = 10_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new Error(`timed out after ${got.length}/${n} bytes`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= n) done(null);
+    };
+    const onEnd = (): void => done(new Error(`closed after ${got.length}/${n} bytes`));
+    const done = (err: Error | null): void => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.pause();
+      if (got.length > n) s.unshift(got.subarray(n));
+      if (err) reject(err);
+      else resolve(got.subarray(0, n));
+    };
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.resume();
+  });
+}
+
 /** One HTTP/1.0 GET over a fresh connection (TLS when `ca` is given); resolves with the body, rejects on anything else. */
 export async function httpGet(ns: Ns, host: string, port: number, path: string, ca?: string, timeoutMs = 10_000): Promise<string> {
   const sock = ca ? (await connectTls(ns, host, port, ca, undefined, timeoutMs)).tls : await connectRaw(ns, host, port, timeoutMs);
