@@ -140,18 +140,23 @@ export async function httpGet(ns: Ns, host: string, port: number, path: string, 
  * listening sockets) steers `port`: before that, connections to it would go
  * straight to the service and a plaintext test would pass without jfe.
  */
-export async function waitSteered(w: World, port: number, timeoutMs = 10_000): Promise<void> {
+export function waitSteered(w: World, port: number, timeoutMs = 10_000): Promise<void> {
+  return waitListed(w, port, true, timeoutMs);
+}
+
+/** Resolves once jfe's listeners map lists `port` (listed) or no longer does (!listed). */
+export async function waitListed(w: World, port: number, listed: boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const maps = openSteering({ netnsPath: w.srv.path, pinDir: w.pinDir });
-    let listed: boolean;
+    let now: boolean;
     try {
-      listed = maps.listeners().some((e) => e.port === port);
+      now = maps.listeners().some((e) => e.port === port);
     } finally {
       maps.close();
     }
-    if (listed) return;
-    if (Date.now() > deadline) throw new Error(`port ${port} is not in jfe's listeners map after ${timeoutMs} ms`);
+    if (now === listed) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} is ${listed ? 'not yet' : 'still'} in jfe's listeners map after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
