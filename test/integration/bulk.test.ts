@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
 import { connectRaw, connectTls, receiveAll, waitSteered } from '../helpers/clients';
 import { startJfe } from '../helpers/jfe';
 import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
-import { spawnIn, startNginx, waitForPort } from '../helpers/servers';
+import { startNginx, startNodeServices } from '../helpers/servers';
 import { run } from '../helpers/spawn';
 
 const BIG = 100 * 1024 * 1024;
@@ -126,12 +125,7 @@ test('bulk transfers are byte-exact; half-close and resets cross jfe intact', as
   const w = createWorld(t);
   const nginx = await startNginx(w, { bigBytes: BIG });
   const bigSha = await sha256File(nginx.bigFile);
-  const serviceFile = path.join(w.tmp, 'bulk-service.js');
-  const eventsFile = path.join(w.tmp, 'bulk-events.log');
-  fs.writeFileSync(serviceFile, SERVICE);
-  fs.writeFileSync(eventsFile, '');
-  spawnIn(w, w.srv, [process.execPath, serviceFile, eventsFile], 'bulk services');
-  for (const port of Object.values(PORT)) await waitForPort(w, w.srv4, port);
+  const { logFile: eventsFile } = await startNodeServices(w, 'bulk-services', SERVICE, Object.values(PORT));
   const jfe = await startJfe(w);
   for (const port of [8080, ...Object.values(PORT)]) await waitSteered(w, port);
   const ca = fs.readFileSync(jfe.caFile, 'utf8');

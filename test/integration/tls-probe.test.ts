@@ -15,7 +15,7 @@ import { startJfe } from '../helpers/jfe';
 import { createWorld } from '../helpers/netns';
 import { makeServicePki } from '../helpers/pki';
 import { requireRoot } from '../helpers/root';
-import { spawnIn, spawnNginx, waitForPort } from '../helpers/servers';
+import { spawnNginx, startNodeServices } from '../helpers/servers';
 import { run } from '../helpers/spawn';
 
 const PORT = { echo: 9101, noise: 9102, truncated: 9103, late: 9104, nginxTls: 8443, nginxReject: 8444, nginxHrr: 8445 } as const;
@@ -72,12 +72,7 @@ test('the TLS-service probe: only a TLS server’s answer makes jfe pass a servi
   server { listen ${PORT.nginxReject} ssl; server_name nginx.test; ${certs} location / { return 200 "nginx-named\\n"; } }
   server { listen ${PORT.nginxHrr} ssl; ${certs} ssl_protocols TLSv1.3; ssl_ecdh_curve X25519; location / { return 200 "nginx-hrr\\n"; } }`,
   );
-  const servicesFile = path.join(w.tmp, 'probe-services.js');
-  const connectionsFile = path.join(w.tmp, 'probe-connections.log');
-  fs.writeFileSync(servicesFile, SERVICES);
-  fs.writeFileSync(connectionsFile, '');
-  spawnIn(w, w.srv, [process.execPath, servicesFile, connectionsFile], 'probe services');
-  for (const port of Object.values(PORT)) await waitForPort(w, w.srv4, port);
+  const { logFile: connectionsFile } = await startNodeServices(w, 'probe-services', SERVICES, Object.values(PORT));
   // One worker: one verdict cache, so "the later client is not probed" is the worker's, not luck.
   const jfe = await startJfe(w, [], { workers: 1 });
   for (const port of Object.values(PORT)) await waitSteered(w, port);
