@@ -32,9 +32,9 @@ export const MAX_ANSWER_RECORDS = 32;
 
 /**
  * Of the bytes sent, only this many at the start are compared with the answer:
- * a caller may keep just this prefix. A TLS answer differs from anything a client
- * sends within its first 6 bytes (the record type, or the handshake type), so 64
- * bytes tell an echo from an answer with room to spare.
+ * a caller may keep just this prefix. A TLS server's first answer differs from a
+ * ClientHello within 6 bytes (the record type, or the handshake type), and an echo
+ * repeats everything, so 64 bytes tell the two apart with room to spare.
  */
 export const SENT_PREFIX_BYTES = 64;
 
