@@ -38,6 +38,9 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
       clearTimeout(timer);
       resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr });
     });
+    // A child that exits without reading its input (curl, most commands) closes the pipe
+    // first now and then: that EPIPE says nothing its status and output do not.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
