@@ -21,6 +21,7 @@ const RULES: Rule[] = [
   { from: 'config/', allow: ['errors', 'config/'] },
   { from: 'bpf/', allow: ['native', 'errors', 'log', 'config/', 'bpf/'] },
   { from: 'agent/client-hello', allow: [] },
+  { from: 'agent/tls-answer', allow: [] },
   { from: 'agent/listener', allow: ['agent/', 'errors', 'log', 'native', 'certs/cert-source'] },
   { from: 'agent/upstream', allow: ['agent/', 'errors', 'log', 'native', 'certs/cert-source'] },
   { from: 'agent/', allow: ['agent/', 'errors', 'log', 'certs/cert-source'] },

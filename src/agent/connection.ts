@@ -10,7 +10,8 @@ import { ACME_TLS_ALPN, type ChallengeResponder, HTTP01_PORT, TLS_ALPN01_PORT, h
 import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
 import { type RelayResult, relay } from './relay';
 import { resetSocket } from './reset-socket';
-import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
+import { SENT_PREFIX_BYTES, tlsAnswer } from './tls-answer';
+import type { TlsServiceCache } from './tls-services';
 import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
 import type { Dial, Endpoint } from './upstream';
@@ -22,7 +23,8 @@ interface RelayStart {
   /** Bytes this connection already wrote itself before the relay, counted as relayed. */
   sentIn?: number;
   sentOut?: number;
-  /** Sees the service's first answer (RelayOptions.onFirstOut). */
+  /** See the client's first bytes and the service's first answer (RelayOptions.onFirstIn, onFirstOut). */
+  onFirstIn?: (chunk: Buffer) => void;
   onFirstOut?: (chunk: Buffer) => void;
 }
 
@@ -119,6 +121,7 @@ function reset(sock: net.Socket): void {
 }
 
 const ignore = (): void => undefined;
+const EMPTY = Buffer.alloc(0);
 
 /** A connection in progress, as the agent tracks it for drain and shutdown. */
 export interface ConnectionHandle {
@@ -192,9 +195,12 @@ class Sniffer implements ConnectionHandle {
   }
 
   destroy(): void {
-    reset(this.client);
+    // The outermost socket: resetting a TLSSocket reaches the TCP socket under it and
+    // waits out the shutdown of a close_notify still in flight. Reset directly, the TCP
+    // socket's handle would be dropped unclosed then (reset-socket.ts): it never emits
+    // 'close', and the process spins at exit waiting for it.
+    reset(this.outer);
     reset(this.upstream);
-    if (this.outer !== this.client) this.outer.destroy();
   }
 
   /** The one way a connection ends: counted once, reported once. */
@@ -441,15 +447,18 @@ class Sniffer implements ConnectionHandle {
 
   /**
    * Sends the client's own hello to the service. A service that answers with
-   * TLS keeps the connection, untouched (returns true). Any other answer,
-   * silence or a close means plaintext: that upstream connection is dropped
-   * and a fresh one made for the terminated session.
+   * TLS (a ServerHello or an alert, see tls-answer.ts) keeps the connection,
+   * untouched (returns true). Any other answer, an echo, a TLS answer cut short
+   * by a close or by probeTimeoutMs, or silence means plaintext: that upstream
+   * connection is dropped and a fresh one made for the terminated session.
    */
   private probe(hello: Buffer): Promise<boolean> {
     const { upstream, client, dst, deps } = this;
     return new Promise((resolve) => {
       let done = false;
-      const settle = (answer: Buffer | null, err: NodeJS.ErrnoException | null): void => {
+      let answer: Buffer = EMPTY;
+      /** tlsAnswerBytes: the service's bytes when they are a TLS answer, else null. */
+      const settle = (tlsAnswerBytes: Buffer | null, err: NodeJS.ErrnoException | null): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
@@ -464,9 +473,9 @@ class Sniffer implements ConnectionHandle {
           resolve(true);
           return;
         }
-        if (answer && looksLikeTlsAnswer(answer)) {
+        if (tlsAnswerBytes !== null) {
           deps.tlsServices.set(dst.address, dst.port, 'tls');
-          upstream.unshift(answer);
+          upstream.unshift(tlsAnswerBytes);
           // The hello went upstream here, before the relay: count it.
           this.startRelay('passthrough', client, upstream, { sentIn: hello.length });
           resolve(true);
@@ -486,7 +495,12 @@ class Sniffer implements ConnectionHandle {
         }
         resolve(false);
       };
-      const onData = (chunk: Buffer): void => settle(chunk, null);
+      // TCP may split the answer: a prefix that can still become a TLS answer waits for more.
+      const onData = (chunk: Buffer): void => {
+        answer = answer.length === 0 ? chunk : Buffer.concat([answer, chunk]);
+        const verdict = tlsAnswer(answer, hello);
+        if (verdict !== 'need-more') settle(verdict === 'tls' ? answer : null, null);
+      };
       const onEnd = (): void => settle(null, null);
       const onError = (err: NodeJS.ErrnoException): void => settle(null, err);
       const timer = setTimeout(() => settle(null, null), deps.opts.probeTimeoutMs);
@@ -739,22 +753,31 @@ class Sniffer implements ConnectionHandle {
       }
       // A service that answers our plaintext with a TLS alert terminates TLS
       // itself after all (it changed, or a probe timed out): pass through next time.
+      // Unless the answer repeats the client's own bytes: an echo service would
+      // otherwise be taken for TLS by a client whose plaintext looks like an alert.
+      // Only the first chunk is looked at: an alert arrives whole (7 bytes, one
+      // write), and a first chunk too short to decide leaves the verdict to the
+      // next probe, at the cache's TTL.
+      let firstIn: Buffer = EMPTY;
       this.startRelay('tls', secure, upstream, {
+        onFirstIn: (chunk) => {
+          firstIn = Buffer.from(chunk.subarray(0, SENT_PREFIX_BYTES));
+        },
         onFirstOut: (chunk) => {
-          if (looksLikeTlsAnswer(chunk)) deps.tlsServices.set(dst.address, dst.port, 'tls');
+          if (tlsAnswer(chunk, firstIn) === 'tls') deps.tlsServices.set(dst.address, dst.port, 'tls');
         },
       });
     });
   }
 
   private startRelay(kind: ConnectionKind, client: net.Socket, upstream: net.Socket, extra: RelayStart = {}): void {
-    const { protocol, sentIn = 0, sentOut = 0, onFirstOut } = extra;
+    const { protocol, sentIn = 0, sentOut = 0, onFirstIn, onFirstOut } = extra;
     const { deps } = this;
     if (protocol === undefined) deps.events.opened(kind, this.dst.port);
     else deps.events.opened(kind, this.dst.port, protocol);
     if (sentIn > 0) deps.events.bytes('in', sentIn);
     if (sentOut > 0) deps.events.bytes('out', sentOut);
-    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes, ...(onFirstOut ? { onFirstOut } : {}) };
+    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes, ...(onFirstIn ? { onFirstIn } : {}), ...(onFirstOut ? { onFirstOut } : {}) };
     void relay(client, upstream, relayOpts).then((result) => {
       if (sentIn > 0 || sentOut > 0) result = { ...result, bytesIn: result.bytesIn + sentIn, bytesOut: result.bytesOut + sentOut };
       if (deps.log.isLevelEnabled('debug')) {

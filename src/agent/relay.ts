@@ -26,7 +26,12 @@ export interface RelayOptions {
   idleTimeoutMs: number;
   /** in = client→upstream, out = upstream→client. Called per chunk: must stay cheap. */
   onBytes?: (direction: 'in' | 'out', n: number) => void;
-  /** Sees the first upstream→client chunk (a 'data' listener of one's own would miss it: see reused-reads.ts). */
+  /**
+   * See the first client→upstream and upstream→client chunk (a 'data' listener of one's
+   * own would miss them: see reused-reads.ts). The chunk may live in a reused read
+   * buffer: copy what must outlive the call.
+   */
+  onFirstIn?: (chunk: Buffer) => void;
   onFirstOut?: (chunk: Buffer) => void;
   /** Aborts the relay (e.g. at the end of a drain): both sides reset, reason 'aborted'. */
   signal?: AbortSignal;
@@ -93,6 +98,7 @@ function runRelay(
   resolve: (r: RelayResult) => void,
 ): void {
   const onBytes = opts.onBytes;
+  let onFirstIn = opts.onFirstIn;
   let onFirstOut = opts.onFirstOut;
   const signal = opts.signal;
   let bytesIn = 0; // handed to upstream.write()
@@ -106,6 +112,11 @@ function runRelay(
   let idleTimer: NodeJS.Timeout | null = null;
 
   const countIn = (chunk: Buffer): void => {
+    if (onFirstIn !== undefined) {
+      const first = onFirstIn;
+      onFirstIn = undefined;
+      first(chunk);
+    }
     bytesIn += chunk.length;
     if (onBytes !== undefined) onBytes('in', chunk.length);
   };

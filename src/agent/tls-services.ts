@@ -51,9 +51,3 @@ export class TlsServiceCache {
     this.entries.set(k, { kind, expiresAt: this.now() + this.ttlMs });
   }
 }
-
-/** Does a service's first answer say it speaks TLS (a handshake or an alert record)? */
-export function looksLikeTlsAnswer(chunk: Buffer): boolean {
-  const type = chunk[0];
-  return (type === 0x16 || type === 0x15) && chunk[1] === 0x03;
-}

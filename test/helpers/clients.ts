@@ -97,6 +97,31 @@ export function receiveAll(sock: net.Socket, timeoutMs = 30_000): Promise<Receiv
   });
 }
 
+/** Exactly n bytes from s (then stops reading). */
+export function readN(s: net.Socket, n: number, timeoutMs = 10_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new Error(`timed out after ${got.length}/${n} bytes`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= n) done(null);
+    };
+    const onEnd = (): void => done(new Error(`closed after ${got.length}/${n} bytes`));
+    const done = (err: Error | null): void => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('end', onEnd);
+      s.pause();
+      if (got.length > n) s.unshift(got.subarray(n));
+      if (err) reject(err);
+      else resolve(got.subarray(0, n));
+    };
+    s.on('data', onData);
+    s.once('end', onEnd);
+    s.resume();
+  });
+}
+
 /** One HTTP/1.0 GET over a fresh connection (TLS when `ca` is given); resolves with the body, rejects on anything else. */
 export async function httpGet(ns: Ns, host: string, port: number, path: string, ca?: string, timeoutMs = 10_000): Promise<string> {
   const sock = ca ? (await connectTls(ns, host, port, ca, undefined, timeoutMs)).tls : await connectRaw(ns, host, port, timeoutMs);
@@ -115,18 +140,23 @@ export async function httpGet(ns: Ns, host: string, port: number, path: string, 
  * listening sockets) steers `port`: before that, connections to it would go
  * straight to the service and a plaintext test would pass without jfe.
  */
-export async function waitSteered(w: World, port: number, timeoutMs = 10_000): Promise<void> {
+export function waitSteered(w: World, port: number, timeoutMs = 10_000): Promise<void> {
+  return waitListed(w, port, true, timeoutMs);
+}
+
+/** Resolves once jfe's listeners map lists `port` (listed) or no longer does (!listed). */
+export async function waitListed(w: World, port: number, listed: boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const maps = openSteering({ netnsPath: w.srv.path, pinDir: w.pinDir });
-    let listed: boolean;
+    let now: boolean;
     try {
-      listed = maps.listeners().some((e) => e.port === port);
+      now = maps.listeners().some((e) => e.port === port);
     } finally {
       maps.close();
     }
-    if (listed) return;
-    if (Date.now() > deadline) throw new Error(`port ${port} is not in jfe's listeners map after ${timeoutMs} ms`);
+    if (now === listed) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} is ${listed ? 'not yet' : 'still'} in jfe's listeners map after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -53,6 +53,21 @@ export function spawnIn(w: World, ns: Ns, argv: string[], what: string, opts: { 
   return { proc, output: () => output, stop };
 }
 
+/**
+ * Small services written as one node script, run in the server namespace as `name`: the
+ * script gets the path of a log file (empty at first) as its last argument, for what the
+ * test must learn of the services' side. Resolves once every port in `ports` listens.
+ */
+export async function startNodeServices(w: World, name: string, script: string, ports: number[]): Promise<{ daemon: Daemon; logFile: string }> {
+  const file = path.join(w.tmp, `${name}.js`);
+  const logFile = path.join(w.tmp, `${name}.log`);
+  fs.writeFileSync(file, script);
+  fs.writeFileSync(logFile, '');
+  const daemon = spawnIn(w, w.srv, [process.execPath, file, logFile], name);
+  for (const port of ports) await waitForPort(w, w.srv4, port);
+  return { daemon, logFile };
+}
+
 /** Resolves once something accepts connections on host:port, connecting from ns. */
 export async function waitForPortIn(ns: Ns, host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const family = net.isIPv6(host) ? 6 : 4;

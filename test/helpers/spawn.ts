@@ -41,7 +41,7 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
       clearTimeout(timer);
       resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr });
     });
-    // A child may exit before reading its input (a usage error): the broken pipe is not the run's error.
+    // A child may exit before reading its input (curl, a usage error): the broken pipe is not the run's error.
     child.stdin.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EPIPE') reject(err);
     });

@@ -159,17 +159,21 @@ test('hostile first bytes are closed in bounded time; others are served meanwhil
 
     // While the attacks are in progress (the stalled ones last the hello timeout),
     // TLS and plaintext requests from the same client namespace keep being answered.
+    // Counted by whether the attacks were still on when a pair was sent, not by how
+    // many pairs fit in the attack's time (that depends on how busy the machine is).
     await sleep(300);
     let served = 0;
+    let sentWhileAttacked = 0;
     do {
       const t0 = Date.now();
+      if (attacking) sentWhileAttacked += 2;
       assert.equal(await httpGet(w.cli, w.srv4, 8080, '/', undefined, 5000), 'nginx-plain\n');
       assert.equal(await httpGet(w.cli, w.srv4, 8080, '/', ca, 5000), 'nginx-plain\n');
       served += 2;
       if (Date.now() - t0 < 100) await sleep(100 - (Date.now() - t0));
     } while (attacking && served < 200);
-    assert.ok(served >= 4, `requests made while attacked: ${served}`);
-    t.diagnostic(`requests served while attacked: ${served}`);
+    assert.ok(sentWhileAttacked >= 2, `requests sent while attacked: ${sentWhileAttacked}`);
+    t.diagnostic(`requests served while attacked: ${sentWhileAttacked} of ${served}`);
     const curl = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '5', '--cacert', jfe.caFile, `https://${w.srv4}:8080/`]);
     assert.equal(curl.stdout, 'nginx-plain\n', curl.stderr);
 

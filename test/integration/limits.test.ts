@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { native } from '../../src/native';
+import { eventually } from '../helpers/clients';
 import { startJfe } from '../helpers/jfe';
 import { type World, createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
@@ -35,8 +36,9 @@ test('the connection cap refuses what is over it, and counts it', async (t) => {
   await jfe.waitForLog((l) => l.msg === 'connection limit reached; refusing connections');
   held[0]?.sock.destroy();
   await held[0]?.closed;
-  await new Promise((r) => setTimeout(r, 200));
-  const again = await open(w, 2600);
+  // The agent frees the slot when it sees that close, however long that takes here.
+  const again = await eventually(() => open(w, 2600).catch(() => null), 10_000);
+  assert.ok(again, 'a connection is accepted again once a held one closed');
   again.sock.destroy();
   for (const h of held) h.sock.destroy();
 });
@@ -45,17 +47,20 @@ test('an idle connection is closed after --idle-timeout', async (t) => {
   if (!requireRoot(t)) return;
   const w = createWorld(t);
   await startBanner(w, 2601, 'hi');
-  await startJfe(w, ['--idle-timeout', '1s']);
+  await startJfe(w, ['--idle-timeout', '2s']);
   const { sock, closed } = await open(w, 2601);
-  const started = Date.now();
-  // Traffic keeps it open past the timeout...
-  for (let i = 0; i < 4; i++) {
-    await new Promise((r) => setTimeout(r, 400));
+  // Traffic keeps it open past the timeout (a line every 200 ms, a tenth of it)...
+  let lastWrite = 0;
+  for (let i = 0; i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 200));
     sock.write('ping\n');
+    lastWrite = Date.now();
   }
   assert.equal(sock.destroyed, false, 'still open while traffic flows');
-  // ...and silence closes it.
-  const how = await closed;
-  const idleFor = Date.now() - started - 1600;
-  assert.ok(idleFor >= 900 && idleFor < 4000, `closed ${idleFor} ms after the last byte (${how})`);
+  // ...and silence closes it: not before the timeout. How long after depends on how busy
+  // the machine is; the 30 s bound only tells a close from none.
+  const how = await Promise.race([closed, new Promise<string>((r) => setTimeout(() => r('still open'), 30_000))]);
+  assert.notEqual(how, 'still open');
+  const idleFor = Date.now() - lastWrite;
+  assert.ok(idleFor >= 1900, `closed ${idleFor} ms after the last byte (${how})`);
 });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 import tls from 'node:tls';
-import { connectRaw, receiveAll } from '../helpers/clients';
+import { connectRaw, readN, receiveAll } from '../helpers/clients';
 import { startPostgres } from '../helpers/databases';
 import { startJfe } from '../helpers/jfe';
 import { createWorld } from '../helpers/netns';
@@ -126,29 +126,4 @@ function startup(user: string): Buffer {
   b.writeUInt32BE(196608, 4);
   body.copy(b, 8);
   return b;
-}
-
-/** Exactly n bytes from s (then stops reading). */
-function readN(s: net.Socket, n: number, timeoutMs = 10_000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let got = Buffer.alloc(0);
-    const timer = setTimeout(() => done(new Error(`timed out after ${got.length}/${n} bytes`)), timeoutMs);
-    const onData = (d: Buffer): void => {
-      got = Buffer.concat([got, d]);
-      if (got.length >= n) done(null);
-    };
-    const onEnd = (): void => done(new Error(`closed after ${got.length}/${n} bytes`));
-    const done = (err: Error | null): void => {
-      clearTimeout(timer);
-      s.off('data', onData);
-      s.off('end', onEnd);
-      s.pause();
-      if (got.length > n) s.unshift(got.subarray(n));
-      if (err) reject(err);
-      else resolve(got.subarray(0, n));
-    };
-    s.on('data', onData);
-    s.once('end', onEnd);
-    s.resume();
-  });
 }

@@ -2,20 +2,10 @@
 // parseClientHello against hellos captured from real clients (test/fixtures/client-hello),
 // every prefix and re-framing of them, and hand-built hostile inputs.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 
 import { DEFAULT_MAX_HELLO_BYTES, type HelloResult, parseClientHello } from '../../../src/agent/client-hello';
-
-function findRepoRoot(from: string): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
-  }
-}
-
-const FIXTURES = path.join(findRepoRoot(__dirname), 'test', 'fixtures', 'client-hello');
+import { clientHelloFixtures, ext, frame, handshake, u16, u8, unframe, vec16, vec8 } from './tls-bytes';
 
 interface Expected {
   sni: string | null;
@@ -42,22 +32,7 @@ const EXPECTED: Record<string, Expected> = {
   'java-alpn.bin': { sni: 'java.example.test', alpn: ['h2', 'http/1.1'], supportedVersions: TLS13_12, records: 1 },
 };
 
-function loadFixtures(): Array<[string, Buffer]> {
-  return fs
-    .readdirSync(FIXTURES)
-    .filter((f) => f.endsWith('.bin'))
-    .sort()
-    .map((f) => [f, fs.readFileSync(path.join(FIXTURES, f))]);
-}
-
 // ---- builders for synthetic hellos ----
-
-const u8 = (n: number): Buffer => Buffer.from([n]);
-const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
-const u24 = (n: number): Buffer => Buffer.from([n >> 16, (n >> 8) & 0xff, n & 0xff]);
-const vec8 = (b: Buffer): Buffer => Buffer.concat([u8(b.length), b]);
-const vec16 = (b: Buffer): Buffer => Buffer.concat([u16(b.length), b]);
-const ext = (type: number, data: Buffer): Buffer => Buffer.concat([u16(type), vec16(data)]);
 
 const sniEntry = (name: Buffer | string, type = 0): Buffer =>
   Buffer.concat([u8(type), vec16(typeof name === 'string' ? Buffer.from(name, 'latin1') : name)]);
@@ -87,31 +62,8 @@ function helloBody(o: BodyOptions = {}): Buffer {
   return Buffer.concat(parts);
 }
 
-const handshake = (body: Buffer, type = 1): Buffer => Buffer.concat([u8(type), u24(body.length), body]);
 
-/** Frame a handshake stream into records holding `sizes` bytes each; the last takes the rest. */
-function frame(hs: Buffer, sizes: number[] = [], recordVersion = 0x0301): Buffer {
-  const out: Buffer[] = [];
-  let off = 0;
-  for (const size of [...sizes, hs.length]) {
-    if (off >= hs.length) break;
-    const frag = hs.subarray(off, Math.min(off + size, hs.length));
-    out.push(Buffer.concat([u8(22), u16(recordVersion), u16(frag.length), frag]));
-    off += frag.length;
-  }
-  return Buffer.concat(out);
-}
 
-/** The handshake stream carried by the records of a captured hello. */
-function unframe(records: Buffer): Buffer {
-  const frags: Buffer[] = [];
-  for (let off = 0; off < records.length; ) {
-    const len = records.readUInt16BE(off + 3);
-    frags.push(records.subarray(off + 5, off + 5 + len));
-    off += 5 + len;
-  }
-  return Buffer.concat(frags);
-}
 
 function parseHello(buf: Buffer, maxBytes?: number) {
   const r = parseClientHello(buf, maxBytes);
@@ -140,7 +92,7 @@ const minimalHello = (extensions: Buffer[] = [sniExt(sniEntry('example.com'))]):
 // ---- tests ----
 
 describe('parseClientHello: captured hellos', () => {
-  const fixtures = loadFixtures();
+  const fixtures = clientHelloFixtures();
 
   it('has an expectation for every fixture and a fixture for every expectation', () => {
     assert.deepEqual(fixtures.map(([name]) => name), Object.keys(EXPECTED).sort());
@@ -442,7 +394,7 @@ describe('parseClientHello: never throws, never reads past the end', () => {
       return (seed >>> 0) % n;
     };
     const kinds = new Set(['need-more', 'not-tls', 'invalid', 'hello']);
-    for (const [name, original] of loadFixtures()) {
+    for (const [name, original] of clientHelloFixtures()) {
       for (let round = 0; round < 300; round++) {
         const buf = Buffer.from(original);
         for (let k = 1 + rand(4); k > 0; k--) buf[rand(buf.length)] = rand(256);

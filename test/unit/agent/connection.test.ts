@@ -184,6 +184,12 @@ const echoLines: Handler = (sock) => {
   sock.on('end', () => sock.end());
 };
 
+/** Writes back every byte it reads (an echo service); EOF is answered with EOF. */
+const echoBytes: Handler = (sock) => {
+  sock.on('data', (chunk: Buffer) => sock.write(chunk));
+  sock.on('end', () => sock.end());
+};
+
 /** Reads to EOF, then answers `answer(received)` and ends. */
 function answerAtEof(answer: (received: Buffer) => Buffer | string): Handler {
   return (sock) => {
@@ -617,6 +623,88 @@ describe('handleConnection, TLS', () => {
     }
   });
 
+  test('TLS client, echo service (sends the hello back): not TLS, terminated here, cached plain', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', echoBytes);
+    const rig = await makeRig(t, { service });
+    for (const i of [0, 1]) {
+      const c = await tlsClient(rig);
+      assert.equal(c.sock.getPeerX509Certificate()?.fingerprint256, new X509Certificate(agentPem.cert).fingerprint256, `client ${i}: the agent's certificate`);
+      c.sock.write('PING\r\n');
+      assert.equal((await readN(c.sock, 6)).toString(), 'PING\r\n');
+      assert.equal(rig.cache.get(HOST, rig.port), 'plain');
+      c.sock.destroy();
+    }
+    // The probe (which echoed the hello), then one session per client: no second probe.
+    assert.equal(service.accepted.items.length, 3);
+    assert.equal(parseClientHello(bytesOf(service.accepted.items[0] as ServiceConn)).kind, 'hello');
+  });
+
+  test('TLS service whose answer arrives split (inside the record header, the handshake header, the body): passed through', LIMIT, async (t) => {
+    const tlsService = await startService(t, 'tls', echoLines);
+    // A TCP relay in front of it that writes the service's first answer in pieces, each its own segment.
+    const splitter = await startService(t, 'plain', (sock) => {
+      sock.setNoDelay(true);
+      const up = net.connect({ host: HOST, port: tlsService.port, noDelay: true });
+      up.on('error', () => sock.destroy());
+      sock.on('error', () => up.destroy());
+      sock.on('data', (c: Buffer) => up.write(c));
+      let first = true;
+      up.on('data', (c: Buffer) => {
+        if (!first) {
+          sock.write(c);
+          return;
+        }
+        first = false;
+        up.pause();
+        void (async () => {
+          for (const [from, to] of [[0, 3], [3, 7], [7, 60], [60, c.length]] as const) {
+            sock.write(c.subarray(from, to));
+            await delay(30);
+          }
+          up.resume();
+        })();
+      });
+    });
+    const rig = await makeRig(t, { service: splitter, opts: { probeTimeoutMs: 5000 } });
+    const c = await tlsClient(rig, { ca: servicePem.cert, servername: 'upstream.example' });
+    assert.equal(c.sock.getPeerX509Certificate()?.fingerprint256, new X509Certificate(servicePem.cert).fingerprint256);
+    c.sock.write('PING\r\n');
+    assert.equal((await readN(c.sock, 7)).toString(), '+PING\r\n');
+    assert.equal(rig.cache.get(HOST, rig.port), 'tls');
+    assert.equal(splitter.accepted.items.length, 1, 'the probe connection is the session');
+  });
+
+  test('TLS client, a service that answers a truncated ServerHello and closes: not TLS, terminated here, cached plain', LIMIT, async (t) => {
+    const truncated = Buffer.from('160303007a020000760303' + 'ab'.repeat(32), 'hex');
+    const service = await startService(t, 'plain', (sock) => sock.once('data', () => sock.end(truncated)));
+    const rig = await makeRig(t, { service });
+    const c = await tlsClient(rig);
+    assert.equal(c.sock.getPeerX509Certificate()?.fingerprint256, new X509Certificate(agentPem.cert).fingerprint256);
+    c.sock.write('PING\r\n');
+    assert.deepEqual(await readAll(c.sock), truncated, 'the session got the same answer, inside TLS');
+    assert.equal(rig.cache.get(HOST, rig.port), 'plain');
+    assert.equal(service.accepted.items.length, 2);
+  });
+
+  test('after termination, a service that answers plaintext with a TLS alert is taken for TLS next time; one that echoes an alert-like plaintext is not', LIMIT, async (t) => {
+    const alert = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+    for (const [what, handler, request, verdict] of [
+      ['answers an alert', (sock: net.Socket) => sock.once('data', () => sock.end(alert)), Buffer.from('PING\r\n'), 'tls'],
+      ['echoes', echoBytes, alert, 'plain'],
+    ] as const) {
+      const service = await startService(t, 'plain', handler);
+      const rig = await makeRig(t, { service });
+      rig.cache.set(HOST, rig.port, 'plain'); // as after a probe that timed out
+      const c = await tlsClient(rig);
+      c.sock.write(request);
+      assert.deepEqual(await readN(c.sock, alert.length), alert, what);
+      c.sock.destroy();
+      await finished(await rig.conns.at(0));
+      assert.equal(rig.cache.get(HOST, rig.port), verdict, what);
+      assert.equal(service.accepted.items.length, 1, `${what}: no probe`);
+    }
+  });
+
   test('ALPN: h2 is never offered to a plaintext service; http/1.1 is', LIMIT, async (t) => {
     const service = await startService(t, 'plain', plaintext(echoLines));
     const rig = await makeRig(t, { service });
@@ -842,6 +930,24 @@ describe('handleConnection, failures', () => {
       assert.equal(bytesOf(service.accepted.items[1] as ServiceConn).length, 0, 'no byte reached the service');
     });
   }
+
+  test('destroy() while the close_notify of a terminated session is still being sent: every socket closes', LIMIT, async (t) => {
+    // The service answers and half-closes: the relay ends the client side (close_notify, then FIN).
+    const service = await startService(t, 'plain', (sock) => sock.once('data', () => sock.end('bye\r\n')));
+    const rig = await makeRig(t, { service });
+    rig.cache.set(HOST, rig.port, 'plain');
+    const c = await tlsClient(rig);
+    const conn = await rig.conns.at(0);
+    const accepted = rig.sockets.find((s) => s.localPort === rig.port);
+    assert.ok(accepted, "the agent's side of the client connection");
+    const closed = once(accepted, 'close');
+    c.sock.write('PING\r\n');
+    assert.equal((await readAll(c.sock)).toString(), 'bye\r\n');
+    // Right at the client's end: the agent's shutdown may not have completed yet (a drain's destroy() can come then).
+    conn.handle?.destroy();
+    await within(closed, 2000, "the agent's client socket closed");
+    await finished(conn);
+  });
 
   test('upstream refused: the client gets a reset, not a clean close; upstreamFailed refused', LIMIT, async (t) => {
     const probe = net.createServer();

@@ -404,6 +404,25 @@ describe('relay, reused reads', () => {
     }
   });
 
+  for (const reads of READS) {
+    test(`onFirstIn and onFirstOut see the first chunk each way, once, intact (${reads} reads)`, LIMIT, async (t) => {
+      const seen: { in: Buffer[]; out: Buffer[] } = { in: [], out: [] };
+      // Copied at once, as the hooks' contract asks: a reused read buffer is overwritten by the next read.
+      const r = await makeRig(t, 'plain', { onFirstIn: (c) => seen.in.push(Buffer.from(c)), onFirstOut: (c) => seen.out.push(Buffer.from(c)) }, reads);
+      const atService = readN(r.service, 6);
+      r.peer.write('first\n');
+      assert.equal((await atService).toString(), 'first\n');
+      const atPeer = readN(r.peer, 8);
+      r.service.write('answer\n\n');
+      assert.equal((await atPeer).toString(), 'answer\n\n');
+      const more = [readToEnd(r.service), readToEnd(r.peer)];
+      r.peer.end(randomBytes(MiB));
+      r.service.end(randomBytes(MiB));
+      await Promise.all(more);
+      assert.deepEqual(seen, { in: [Buffer.from('first\n')], out: [Buffer.from('answer\n\n')] });
+    });
+  }
+
   test('bytes unshifted before relay() reach the client ahead of later reads', LIMIT, async (t) => {
     const { serviceServer, servicePort: svcPort, frontServer, frontPort } = await servers(t, 'stream');
     const accepted = once(frontServer, 'connection') as Promise<[net.Socket]>;

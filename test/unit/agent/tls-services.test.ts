@@ -2,7 +2,7 @@
 // The per-destination verdict cache: "does this service speak TLS itself?"
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TlsServiceCache, looksLikeTlsAnswer } from '../../../src/agent/tls-services';
+import { TlsServiceCache } from '../../../src/agent/tls-services';
 
 test('verdicts expire after the TTL and are revalidated', () => {
   let now = 1000;
@@ -27,12 +27,4 @@ test('the cache is bounded: the oldest verdict goes first', () => {
   assert.equal(c.get('a', 1), undefined);
   assert.equal(c.get('b', 1), 'tls');
   assert.equal(c.get('c', 1), 'plain');
-});
-
-test('a TLS answer is a handshake or alert record of version 3.x', () => {
-  assert.equal(looksLikeTlsAnswer(Buffer.from([0x16, 0x03, 0x03, 0x00, 0x7a])), true);
-  assert.equal(looksLikeTlsAnswer(Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02])), true);
-  assert.equal(looksLikeTlsAnswer(Buffer.from('HTTP/1.1 400 Bad Request\r\n')), false);
-  assert.equal(looksLikeTlsAnswer(Buffer.from('-ERR unknown command')), false);
-  assert.equal(looksLikeTlsAnswer(Buffer.from([0x16])), false);
 });
