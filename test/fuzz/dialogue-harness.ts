@@ -40,6 +40,8 @@ export interface Observed {
   /** tls, passthrough: the outcome's rest for each side, then what that side sent that nobody read. */
   clientLeft: Buffer | null;
   upstreamLeft: Buffer | null;
+  /** When the peers' bytes ran out with the dialogue undecided: the side it was reading (the one not paused). */
+  waitingOn: 'client' | 'upstream' | null;
 }
 
 /** What a dialogue may do to the byte streams by design, for the conservation properties. */
@@ -106,6 +108,7 @@ export async function play(factory: DialogueFactory, c: Conversation, whole: boo
   await turn();
   await turn();
   const settledItself = outcome !== null || rejected !== null;
+  const waitingOn = settledItself ? null : !client.isPaused() ? 'client' : !upstream.isPaused() ? 'upstream' : null;
   if (!settledItself) {
     assert.ok(!(c.clientCloses && c.serverCloses), 'the dialogue did not decide after both peers closed');
     // The caller's upgrade timeout: the dialogue must answer it at once.
@@ -133,6 +136,7 @@ export async function play(factory: DialogueFactory, c: Conversation, whole: boo
     toUpstream: upstream.written(),
     clientLeft: o.kind === 'failed' ? null : Buffer.concat([o.clientRest, client.unread()]),
     upstreamLeft: o.kind === 'failed' ? null : Buffer.concat([o.upstreamRest, upstream.unread()]),
+    waitingOn,
   };
 }
 

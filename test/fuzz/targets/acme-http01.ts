@@ -5,10 +5,11 @@
 // base64url of 1 to 128 characters, taken from a request line that says
 // exactly "GET /.well-known/acme-challenge/<token> HTTP/1.x"; a validation
 // request built here gives its token back; every prefix is need-more or the
-// whole input's verdict.
+// whole input's verdict, and need-more only while shorter than the longest
+// validation request line.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { type Http01Match, matchHttp01 } from '../../../src/agent/acme-challenges';
+import { type Http01Match, MAX_REQUEST_LINE, matchHttp01 } from '../../../src/agent/acme-challenges';
 import { bytesInput, cutPoints, prefixLengths } from '../inputs';
 import { tally } from '../tally';
 import { type Corpus, type FuzzTarget, filesEnding } from '../target';
@@ -40,6 +41,9 @@ const nearMiss: fc.Arbitrary<Buffer> = fc
 function assertDocumented(m: Http01Match, bytes: Buffer): void {
   switch (m.kind) {
     case 'need-more':
+      // Bounded: past the longest request line it could be, an opening is decided.
+      assert.ok(bytes.length < MAX_REQUEST_LINE, `need-more after ${bytes.length} bytes`);
+      return;
     case 'no':
       return;
     case 'token': {

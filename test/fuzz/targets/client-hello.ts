@@ -2,14 +2,17 @@
 // Fuzz target: parseClientHello, the first bytes of every steered connection.
 // Properties: one of its four documented outcomes (an invalid one with a
 // reason from the closed set), never an exception; a hello's fields are what
-// its documentation promises and take no more bytes than were given; every
-// prefix is need-more or the whole input's verdict; a hello framed into other
-// records parses to the same hello.
+// its documentation promises and take no more bytes than were given; no
+// need-more past maxBytes; every prefix is need-more or the whole input's
+// verdict; a hello framed into other records parses to the same hello; an
+// independent reading of the same bytes (client-hello-reference.ts) gives the
+// same verdict and fields wherever it decides.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DEFAULT_MAX_HELLO_BYTES, HELLO_INVALID_REASONS, type HelloResult, parseClientHello } from '../../../src/agent/client-hello';
 import { alpnExt, ext, frame, handshake, helloBody, sniEntry, sniExt, unframe, vec16, vec8, versionsExt } from '../../helpers/tls-records';
 import { bytesInput, cutPoints, prefixLengths, toBuffer } from '../inputs';
+import { referenceHello } from './client-hello-reference';
 import { tally } from '../tally';
 import { type Corpus, type FuzzTarget, filesEnding } from '../target';
 
@@ -67,12 +70,16 @@ const structuredHello: fc.Arbitrary<Buffer> = fc
     ),
   );
 
-const maxBytes = fc.oneof({ weight: 6, arbitrary: fc.constant(DEFAULT_MAX_HELLO_BYTES) }, { weight: 1, arbitrary: fc.nat({ max: 2048 }) });
+// The agent's bound, or a small one (not below the 50 bytes of the smallest hello: the agent's bound is not configurable).
+const maxBytes = fc.oneof({ weight: 6, arbitrary: fc.constant(DEFAULT_MAX_HELLO_BYTES) }, { weight: 1, arbitrary: fc.integer({ min: 47, max: 2048 }) });
 
 /** The documented outcomes, and what a hello promises about its fields. */
 function assertDocumented(r: HelloResult, input: Input): void {
   switch (r.kind) {
     case 'need-more':
+      // Bounded: a sniff never waits past maxBytes.
+      assert.ok(input.bytes.length === 0 || input.bytes.length <= input.maxBytes, `need-more after ${input.bytes.length} bytes (maxBytes ${input.maxBytes})`);
+      return;
     case 'not-tls':
       return;
     case 'invalid':
@@ -116,6 +123,15 @@ export const clientHelloTarget: FuzzTarget<Input> = {
     const whole = parseClientHello(bytes, max);
     assertDocumented(whole, input);
     tally(whole.kind === 'invalid' ? `invalid: ${whole.reason}` : whole.kind);
+
+    // A second, independent reading agrees wherever it can decide (it waits for whole records, the parser may not).
+    if (max === DEFAULT_MAX_HELLO_BYTES) {
+      const ref = referenceHello(bytes);
+      if (ref.kind !== 'incomplete') {
+        const mine = whole.kind === 'hello' ? { kind: 'hello', ...whole.hello } : { kind: whole.kind };
+        assert.deepEqual(mine, ref, 'the parser and the reference reading (client-hello-reference.ts) disagree');
+      }
+    }
 
     // Need-more never turns into another verdict: each prefix says need-more or what the whole says.
     for (const n of prefixLengths(bytes.length, input.cuts)) {

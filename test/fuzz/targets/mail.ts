@@ -4,11 +4,13 @@
 // commands), driven through in-memory sockets by a fuzzed client and server.
 // Properties: those every dialogue shares (dialogue-harness.ts), and: the
 // client is told yes (the protocol's own ready line, last) only once it was
-// offered STARTTLS/STLS, or after jfe asked the server's capabilities itself.
+// offered STARTTLS/STLS, or after jfe asked the server's capabilities itself;
+// a dialogue never waits on a line longer than MAX_LINE_BYTES.
 import assert from 'node:assert/strict';
 import { imapDialogue } from '../../../src/agent/upgrades/imap';
 import { pop3Dialogue } from '../../../src/agent/upgrades/pop3';
 import { smtpDialogue } from '../../../src/agent/upgrades/smtp';
+import { MAX_LINE_BYTES } from '../../../src/agent/upgrades/lines';
 import type { DialogueFactory } from '../../../src/agent/upgrades/upgrade';
 import { type Conversation, KEEP_ALL, checkConversation, conversations, sessionSeeds, sessionsOf } from '../dialogue-harness';
 import type { FuzzTarget } from '../target';
@@ -37,6 +39,12 @@ function mailTarget(p: MailProtocol): FuzzTarget<Conversation> {
     async check(c: Conversation): Promise<void> {
       // The server's lines do not reach the client unchanged on every path (jfe edits capability lists and hides its own probe's answer).
       const seen = await checkConversation(p.factory, c, { ...KEEP_ALL, serverBytesReachClient: false });
+      // Bounded: a dialogue left waiting for a line holds less than a line's bound of that side (what came after its last LF).
+      if (seen.waitingOn !== null) {
+        const stream = seen.waitingOn === 'client' ? c.client : c.server;
+        const tail = stream.length - (stream.lastIndexOf(0x0a) + 1);
+        assert.ok(tail < MAX_LINE_BYTES, `waited on a ${seen.waitingOn} line of ${tail} bytes without its end`);
+      }
       if (seen.kind === 'tls') {
         const told = seen.toClient.toString('latin1');
         assert.match(told, p.ready, 'on tls the client was last told to start TLS');

@@ -7,11 +7,11 @@
 // dialogue is chosen only for its own first speaker, on a port configured for
 // it or by an unmistakable opening, and only when its detect says yes; for
 // the registry and for each detect, every prefix is need-more or the whole
-// input's verdict.
+// input's verdict; the registry says need-more only up to MAX_DETECT_BYTES.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ALL_DIALOGUES } from '../../../src/agent/upgrades';
-import { UpgradeRegistry, parseUpgradePorts } from '../../../src/agent/upgrades/registry';
+import { MAX_DETECT_BYTES, UpgradeRegistry, parseUpgradePorts } from '../../../src/agent/upgrades/registry';
 import type { FirstSpeaker } from '../../../src/agent/upgrades/upgrade';
 import { bytesInput, cutPoints, prefixLengths, toBuffer } from '../inputs';
 import { tally } from '../tally';
@@ -91,6 +91,7 @@ export const upgradeOpeningsTarget: FuzzTarget<Input> = {
       assert.ok(byPort.get(port) === whole || (whole.detectAnywhere && enabled), `${whole.protocol} chosen on port ${port} with upgrades ${input.config}`);
       assert.equal(whole.detect(bytes), 'yes', `${whole.protocol} chosen though its detect does not say yes`);
     }
+    if (whole === 'need-more') assert.ok(bytes.length <= MAX_DETECT_BYTES, `need-more after ${bytes.length} bytes`);
     const name = (m: typeof whole): string => (m === null || m === 'need-more' ? String(m) : m.protocol);
     tally(name(whole));
     for (const n of prefixLengths(bytes.length, input.cuts)) {
