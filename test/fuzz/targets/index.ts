@@ -5,6 +5,7 @@ import { acmeHttp01Target } from './acme-http01';
 import { clientHelloTarget } from './client-hello';
 import { imapTarget, pop3Target, smtpTarget } from './mail';
 import { mysqlAuthShiftTarget, mysqlTarget } from './mysql';
+import { packetParsersTarget } from './packet-parsers';
 import { postgresTarget } from './postgres';
 import { tlsAnswerTarget } from './tls-answer';
 import { upgradeOpeningsTarget } from './upgrade-openings';
@@ -14,6 +15,7 @@ export const TARGETS: readonly FuzzTarget<unknown>[] = [
   tlsAnswerTarget,
   acmeHttp01Target,
   upgradeOpeningsTarget,
+  packetParsersTarget,
   postgresTarget,
   mysqlTarget,
   mysqlAuthShiftTarget,
