@@ -127,7 +127,7 @@ export async function play(factory: DialogueFactory, c: Conversation, whole: boo
   assert.deepEqual([client, upstream].map((s) => listenerCounts(s as unknown as net.Socket)), baseline, 'the dialogue removed its listeners');
   assert.equal(getEventListeners(abort.signal, 'abort').length, 0, 'no listener left on the abort signal');
 
-  // Deliver whatever the peers had left, so that what is unread is all of it.
+  // Every byte the peers sent was delivered by now: what a side's reader did not take is still in its socket.
   return {
     kind: o.kind,
     reason: o.kind === 'failed' ? o.reason : null,

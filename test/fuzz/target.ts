@@ -14,7 +14,7 @@ export type Corpus = ReadonlyMap<string, Buffer>;
 
 export interface FuzzTarget<T> {
   readonly name: string;
-  /** Directories of seeds, relative to the repository root; the first is the target's own. */
+  /** Directories of seeds, relative to the repository root (README.md files are not seeds). */
   readonly corpusDirs: readonly string[];
   /** Inputs for `npm run fuzz:smoke`: a few seconds on a 2-core machine. */
   readonly smokeRuns: number;
