@@ -129,7 +129,7 @@ function runTarget(name: string, runs: number, o: Options): Promise<Outcome> {
     worker.on('error', (e: Error & { code?: string }) => {
       const n = Atomics.load(beat, 0);
       const what = e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `the heap outgrew ${o.memoryMb} MB` : (e.stack ?? String(e));
-      finish(`${what} (input #${n})`);
+      finish(`${what} (input #${n}; ${replay(n)})`);
     });
     worker.on('exit', (code) => finish(code === 0 ? 'the worker exited without a report' : `the worker exited with code ${code}`));
   });
