@@ -98,6 +98,7 @@ function runTarget(name: string, runs: number, o: Options): Promise<Outcome> {
     const replay = (at: number): string => {
       // Inputs are counted from 1, seeds first; fast-check's path counts generated inputs from 0.
       const seeds = Atomics.load(beat, 1) - 1;
+      if (o.path !== undefined) return `replay: npm run fuzz -- ${name} --seed ${o.seed} --path ${o.path}`;
       return seeds < 0 ? `corpus seed #${at}` : `replay: npm run fuzz -- ${name} --seed ${o.seed} --path ${at - 1 - seeds}`;
     };
     const finish = (failure: string | null, tallies: Record<string, number> = {}): void => {
