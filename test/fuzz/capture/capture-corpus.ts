@@ -206,3 +206,17 @@ test('http-01: real HTTP clients asking for a challenge and for a page', async (
     process.stdout.write(`acme-http01/${name}: ${bytes.length} bytes\n`);
   }
 });
+
+test('ClientHellos of clients the fixtures lack', async () => {
+  const dir = path.join(CORPUS_ROOT, 'client-hello');
+  fs.mkdirSync(dir, { recursive: true });
+  const captures: [string, (port: number) => string[]][] = [
+    ['redis-cli.bin', (p) => ['redis-cli', '--tls', '--insecure', '--sni', 'redis.example.test', '-h', '127.0.0.1', '-p', String(p), 'PING']],
+    ['wget.bin', (p) => ['wget', '-q', '--no-check-certificate', '-O', '/dev/null', '-t', '1', `https://127.0.0.1:${p}/`]],
+  ];
+  for (const [name, argv] of captures) {
+    const bytes = await recordClient((p) => run(argv(p)[0] as string, argv(p).slice(1), { timeoutMs: 3000 }), 700);
+    fs.writeFileSync(path.join(dir, name), bytes);
+    process.stdout.write(`client-hello/${name}: ${bytes.length} bytes\n`);
+  }
+});

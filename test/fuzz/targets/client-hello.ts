@@ -105,8 +105,8 @@ function assertDocumented(r: HelloResult, input: Input): void {
 
 export const clientHelloTarget: FuzzTarget<Input> = {
   name: 'client-hello',
-  corpusDirs: ['test/fixtures/client-hello'],
-  smokeRuns: 20_000,
+  corpusDirs: ['test/fuzz/corpus/client-hello', 'test/fixtures/client-hello'],
+  smokeRuns: 10_000,
   async: false,
 
   seeds: (corpus: Corpus) => filesEnding(corpus, '.bin').map((bytes) => ({ bytes, maxBytes: DEFAULT_MAX_HELLO_BYTES, cuts: [] })),

@@ -99,7 +99,7 @@ function seedsOf(corpus: Corpus): Input[] {
 
 export const tlsAnswerTarget: FuzzTarget<Input> = {
   name: 'tls-answer',
-  corpusDirs: ['test/fuzz/corpus/tls-answer', 'test/fixtures/client-hello', 'test/fuzz/corpus/smtp', 'test/fuzz/corpus/imap', 'test/fuzz/corpus/pop3', 'test/fuzz/corpus/postgres', 'test/fuzz/corpus/mysql'],
+  corpusDirs: ['test/fuzz/corpus/tls-answer', 'test/fuzz/corpus/client-hello', 'test/fixtures/client-hello', 'test/fuzz/corpus/smtp', 'test/fuzz/corpus/imap', 'test/fuzz/corpus/pop3', 'test/fuzz/corpus/postgres', 'test/fuzz/corpus/mysql'],
   smokeRuns: 30_000,
   async: false,
 
