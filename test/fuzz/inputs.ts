@@ -4,6 +4,8 @@
 // length fields set to edge values, inserts, deletes, copies, splices,
 // truncation), random bytes, and a target's own structure-aware generator;
 // plus the cut points that split one input into reads.
+import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 
 /** Byte values that sit on the edges parsers test: lengths, separators, the TLS and mail protocols' markers. */
@@ -139,4 +141,26 @@ export function prefixLengths(n: number, cuts: readonly number[]): number[] {
   const picks = new Set([0, 1, 2, 3, 4, 5, 6, n - 1, n - 2]);
   for (const c of cuts) picks.add(c % n);
   return [...picks].filter((p) => p >= 0 && p < n);
+}
+
+/**
+ * Need-more never turns into another verdict: each prefix of `bytes` (those
+ * prefixLengths picks, from `from` bytes on) gets need-more or `whole`.
+ * `verdict` may assert more of each prefix's result.
+ */
+export function assertPrefixesAgree<V>(
+  bytes: Buffer,
+  cuts: readonly number[],
+  whole: V,
+  verdict: (prefix: Buffer) => V,
+  isNeedMore: (v: V) => boolean,
+  show: (v: V) => string = (v) => JSON.stringify(v),
+  from = 0,
+): void {
+  for (const n of prefixLengths(bytes.length, cuts)) {
+    if (n < from) continue;
+    const part = verdict(bytes.subarray(0, n));
+    // The message is built only on failure: this runs a dozen times per input.
+    if (!isNeedMore(part) && !isDeepStrictEqual(part, whole)) assert.fail(`the first ${n} of ${bytes.length} bytes say ${show(part)}, the whole ${show(whole)}`);
+  }
 }

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { type Http01Match, MAX_REQUEST_LINE, matchHttp01 } from '../../../src/agent/acme-challenges';
-import { bytesInput, cutPoints, prefixLengths } from '../inputs';
+import { assertPrefixesAgree, bytesInput, cutPoints } from '../inputs';
 import { tally } from '../tally';
 import { type Corpus, type FuzzTarget, filesEnding } from '../target';
 
@@ -89,10 +89,11 @@ export const acmeHttp01Target: FuzzTarget<Input> = {
     assertDocumented(whole, bytes);
     tally(whole.kind);
     if (input.token !== null) assert.deepEqual(whole, { kind: 'token', token: input.token }, 'a validation request gives its token');
-    for (const n of prefixLengths(bytes.length, input.cuts)) {
-      const part = matchHttp01(bytes.subarray(0, n));
-      assertDocumented(part, bytes.subarray(0, n));
-      if (part.kind !== 'need-more') assert.deepEqual(part, whole, `the first ${n} of ${bytes.length} bytes say ${JSON.stringify(part)}, the whole ${JSON.stringify(whole)}`);
-    }
+    const verdict = (prefix: Buffer): Http01Match => {
+      const m = matchHttp01(prefix);
+      assertDocumented(m, prefix);
+      return m;
+    };
+    assertPrefixesAgree(bytes, input.cuts, whole, verdict, (m) => m.kind === 'need-more');
   },
 };

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DEFAULT_MAX_HELLO_BYTES, HELLO_INVALID_REASONS, type HelloResult, parseClientHello } from '../../../src/agent/client-hello';
 import { alpnExt, ext, frame, handshake, helloBody, sniEntry, sniExt, unframe, vec16, vec8, versionsExt } from '../../helpers/tls-records';
-import { bytesInput, cutPoints, prefixLengths, toBuffer } from '../inputs';
+import { assertPrefixesAgree, bytesInput, cutPoints, toBuffer } from '../inputs';
 import { referenceHello } from './client-hello-reference';
 import { tally } from '../tally';
 import { type Corpus, type FuzzTarget, filesEnding } from '../target';
@@ -134,11 +134,12 @@ export const clientHelloTarget: FuzzTarget<Input> = {
     }
 
     // Need-more never turns into another verdict: each prefix says need-more or what the whole says.
-    for (const n of prefixLengths(bytes.length, input.cuts)) {
-      const part = parseClientHello(bytes.subarray(0, n), max);
-      assertDocumented(part, { ...input, bytes: bytes.subarray(0, n) });
-      if (part.kind !== 'need-more') assert.deepEqual(part, whole, `the first ${n} of ${bytes.length} bytes say ${JSON.stringify(part)}, the whole ${JSON.stringify(whole)}`);
-    }
+    const verdict = (prefix: Buffer): HelloResult => {
+      const r = parseClientHello(prefix, max);
+      assertDocumented(r, { ...input, bytes: prefix });
+      return r;
+    };
+    assertPrefixesAgree(bytes, input.cuts, whole, verdict, (r) => r.kind === 'need-more');
     if (whole.kind === 'need-more') return;
 
     // The same hello in other records is the same hello (record framing is the sender's choice).

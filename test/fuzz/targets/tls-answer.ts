@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { looksLikeTlsAnswer } from '../../../src/agent/tls-services';
 import { ext, frame, handshake, u16, u8, vec16, vec8 } from '../../helpers/tls-records';
-import { bytesInput, cutPoints, prefixLengths, toBuffer } from '../inputs';
+import { assertPrefixesAgree, bytesInput, cutPoints, toBuffer } from '../inputs';
 import { tally } from '../tally';
 import { type Corpus, type FuzzTarget, filesEnding } from '../target';
 
@@ -130,12 +130,12 @@ export const tlsAnswerTarget: FuzzTarget<Input> = {
       assert.notEqual(whole, 'tls', `a handshake record opening with message type ${bytes[5]} (not a ServerHello) is not TLS`);
     }
     if (answerCheck.incremental) {
-      for (const n of prefixLengths(bytes.length, input.cuts)) {
-        if (n === 0) continue;
-        const part = answerCheck.verdict(bytes.subarray(0, n));
-        assert.ok(VERDICTS.has(part), `undocumented verdict ${JSON.stringify(part)}`);
-        if (part !== 'need-more') assert.equal(part, whole, `the first ${n} of ${bytes.length} bytes say ${part}, the whole ${whole}`);
-      }
+      const verdict = (prefix: Buffer): AnswerVerdict => {
+        const v = answerCheck.verdict(prefix);
+        assert.ok(VERDICTS.has(v), `undocumented verdict ${JSON.stringify(v)}`);
+        return v;
+      };
+      assertPrefixesAgree(bytes, input.cuts, whole, verdict, (v) => v === 'need-more', String, 1);
     }
   },
 };

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { ALL_DIALOGUES } from '../../../src/agent/upgrades';
 import { MAX_DETECT_BYTES, UpgradeRegistry, parseUpgradePorts } from '../../../src/agent/upgrades/registry';
 import type { FirstSpeaker } from '../../../src/agent/upgrades/upgrade';
-import { bytesInput, cutPoints, prefixLengths, toBuffer } from '../inputs';
+import { assertPrefixesAgree, bytesInput, cutPoints, toBuffer } from '../inputs';
 import { tally } from '../tally';
 import { type Corpus, type FuzzTarget, filesEnding } from '../target';
 
@@ -77,10 +77,7 @@ export const upgradeOpeningsTarget: FuzzTarget<Input> = {
     for (const f of ALL_DIALOGUES) {
       const whole = f.detect(bytes);
       assert.ok(VERDICTS.has(whole), `${f.protocol} detect: undocumented verdict ${JSON.stringify(whole)}`);
-      for (const n of prefixLengths(bytes.length, input.cuts)) {
-        const part = f.detect(bytes.subarray(0, n));
-        if (part !== 'need-more') assert.equal(part, whole, `${f.protocol} detect: the first ${n} of ${bytes.length} bytes say ${part}, the whole ${whole}`);
-      }
+      assertPrefixesAgree(bytes, input.cuts, whole, (prefix) => f.detect(prefix), (v) => v === 'need-more', (v) => `${v} (${f.protocol} detect)`);
     }
 
     const whole = registry.match(speaker, port, bytes);
@@ -94,9 +91,6 @@ export const upgradeOpeningsTarget: FuzzTarget<Input> = {
     if (whole === 'need-more') assert.ok(bytes.length <= MAX_DETECT_BYTES, `need-more after ${bytes.length} bytes`);
     const name = (m: typeof whole): string => (m === null || m === 'need-more' ? String(m) : m.protocol);
     tally(name(whole));
-    for (const n of prefixLengths(bytes.length, input.cuts)) {
-      const part = registry.match(speaker, port, bytes.subarray(0, n));
-      if (part !== 'need-more') assert.equal(part, whole, `the first ${n} of ${bytes.length} bytes say ${name(part)}, the whole ${name(whole)}`);
-    }
+    assertPrefixesAgree(bytes, input.cuts, whole, (prefix) => registry.match(speaker, port, prefix), (m) => m === 'need-more', name);
   },
 };
