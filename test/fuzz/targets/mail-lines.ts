@@ -19,8 +19,13 @@ const ending = fc.constantFrom('\r\n', '\r\n', '\r\n', '\n', '', '\r');
 
 /** A peer's whole stream: lines of `vocabulary`, then maybe raw bytes (what a client sends once TLS is agreed). */
 export function lineStream(vocabulary: readonly string[]): fc.Arbitrary<Buffer> {
+  const lines = fc.array(fc.tuple(line(vocabulary), ending), { maxLength: 14 });
+  // Now and then past the dialogues' bounds on lines per reply (100) and commands (10).
+  const many = fc
+    .tuple(fc.constantFrom(...vocabulary), fc.integer({ min: 90, max: 130 }))
+    .map(([l, n]): [string, string][] => Array.from({ length: n }, () => [l, '\r\n']));
   return fc
-    .tuple(fc.array(fc.tuple(line(vocabulary), ending), { maxLength: 14 }), fc.option(fc.uint8Array({ maxLength: 64 }), { freq: 3 }))
+    .tuple(fc.oneof({ weight: 19, arbitrary: lines }, { weight: 1, arbitrary: many }), fc.option(fc.uint8Array({ maxLength: 64 }), { freq: 3 }))
     .map(([lines, raw]) =>
       Buffer.concat([Buffer.from(lines.map(([l, e]) => l + e).join(''), 'latin1'), raw === null ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), toBuffer(raw)])]),
     );
