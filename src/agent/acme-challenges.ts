@@ -17,7 +17,7 @@ export const TLS_ALPN01_PORT = 443;
 const PREFIX = Buffer.from('GET /.well-known/acme-challenge/', 'latin1');
 /** Tokens are base64url (RFC 8555 §8.3: at least 128 bits); anything longer or odder is not ours. */
 const TOKEN_RE = /^[A-Za-z0-9_-]{1,128}$/;
-const MAX_REQUEST_LINE = PREFIX.length + 128 + ' HTTP/1.1\r\n'.length;
+export const MAX_REQUEST_LINE = PREFIX.length + 128 + ' HTTP/1.1\r\n'.length;
 
 export type Http01Match = { kind: 'need-more' } | { kind: 'no' } | { kind: 'token'; token: string };
 

@@ -6,8 +6,34 @@
 export type HelloResult =
   | { kind: 'need-more' } // a prefix of something that may still be a ClientHello
   | { kind: 'not-tls' } // the first bytes are not a TLS handshake record: plaintext protocol
-  | { kind: 'invalid'; reason: string } // started as TLS but malformed, or over maxBytes
+  | { kind: 'invalid'; reason: HelloInvalidReason } // started as TLS but malformed, or over maxBytes
   | { kind: 'hello'; hello: ClientHello };
+
+/** Why a hello is invalid: a closed set of fixed strings (fit for a metric label), never attacker-controlled data. */
+export const HELLO_INVALID_REASONS = [
+  'non-handshake record in hello',
+  'bad record version',
+  'too large',
+  'bad record length',
+  'not a client hello',
+  'trailing data after hello',
+  'truncated hello',
+  'bad client version',
+  'bad session id',
+  'bad cipher suites',
+  'bad compression methods',
+  'truncated extensions',
+  'bad extensions length',
+  'truncated extension',
+  'extension overflows hello',
+  'duplicate server_name',
+  'bad server_name',
+  'duplicate alpn',
+  'bad alpn',
+  'duplicate supported_versions',
+  'bad supported_versions',
+] as const;
+export type HelloInvalidReason = (typeof HELLO_INVALID_REASONS)[number];
 
 export interface ClientHello {
   /** server_name host_name (type 0), lower-cased, trailing dot stripped; null when absent. */
@@ -49,9 +75,7 @@ const MAX_HOST_NAME_CHARS = 253;
 const NEED_MORE: HelloResult = Object.freeze({ kind: 'need-more' });
 const NOT_TLS: HelloResult = Object.freeze({ kind: 'not-tls' });
 
-// Every reason is a fixed string (a closed set, fit for a metric label); never
-// attacker-controlled data.
-function invalid(reason: string): HelloResult {
+function invalid(reason: HelloInvalidReason): HelloResult {
   return { kind: 'invalid', reason };
 }
 
@@ -183,7 +207,7 @@ function reassemble(buf: Buffer, hsTotal: number): Buffer {
 }
 
 /** Parse a complete ClientHello body in b[start, end); a string is the reason it is invalid. */
-function parseBody(b: Buffer, start: number, end: number): ClientHello | string {
+function parseBody(b: Buffer, start: number, end: number): ClientHello | HelloInvalidReason {
   let p = start;
   if (end - p < 2 + 32 + 1) return 'truncated hello';
   if (b[p] !== 0x03) return 'bad client version';

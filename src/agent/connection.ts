@@ -661,7 +661,10 @@ class Sniffer implements ConnectionHandle {
         const done = transform.upstreamData ? step(chunk, (c) => transform.upstreamData?.(c) ?? { forward: c, done: true }, secure) : true;
         if (done === null) return;
         upstreamDone = done;
-        if (upstreamDone) settle(true);
+        if (!upstreamDone) return;
+        // The service ended the phase: what the client's side still holds (a header cut short) goes on now, or it is lost.
+        if (!clientDone && step(Buffer.alloc(0), (c) => transform.clientData(c), upstream) === null) return;
+        settle(true);
       };
       const onGone = (): void => settle(false);
       const timer = setTimeout(() => settle(false), deps.opts.helloTimeoutMs);

@@ -135,7 +135,8 @@ export class MysqlSequenceShift implements SessionTransform {
   }
 
   upstreamData(chunk: Buffer): { forward: Buffer; done: boolean } {
-    if (this.authDone) return { forward: chunk, done: true };
+    // Ended by the client (a command before the server's answer): what the server's side holds goes first.
+    if (this.authDone) return { forward: this.upstream.rest(chunk), done: true };
     const forward = this.upstream.walk(chunk, (h, payloadHead) => {
       h[3] = ((h[3] ?? 0) + 1) & 0xff;
       // OK or ERR ends the connection phase; auth switch (0xfe) and more data (0x01) do not.

@@ -59,9 +59,13 @@ export class UpgradeRegistry {
     };
   }
 
-  /** The dialogue for what `speaker` sent first to `port`, 'need-more', or null (not an upgrade). */
+  /**
+   * The dialogue for what `speaker` sent first to `port`, 'need-more', or null (not an upgrade).
+   * An opening is decided by its first bytes however long the read that brought them, so the
+   * verdict does not depend on how the bytes were cut into reads; only an undecided one ends
+   * at MAX_DETECT_BYTES.
+   */
   match(speaker: FirstSpeaker, port: number, first: Buffer): Match {
-    if (first.length > MAX_DETECT_BYTES) return null;
     const configured = this.byPort.get(port);
     let needMore = false;
     if (configured?.firstSpeaker === speaker) {
@@ -75,7 +79,7 @@ export class UpgradeRegistry {
       if (r === 'yes') return f;
       if (r === 'need-more') needMore = true;
     }
-    return needMore ? 'need-more' : null;
+    return needMore && first.length <= MAX_DETECT_BYTES ? 'need-more' : null;
   }
 
   /** Whether a port expects a server that speaks first with an upgradeable protocol. */

@@ -43,7 +43,7 @@ export interface SessionTransform {
    * Optional: rewrites the service's bytes to the client in the same phase
    * (MySQL: its sequence numbers until authentication ends). When present,
    * the phase ends when this says done, whatever clientData said; clientData
-   * must hold nothing back by then.
+   * is then called once more with no bytes, and returns all it still holds.
    */
   upstreamData?(chunk: Buffer): { forward: Buffer; done: boolean };
 }

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { DEFAULT_MAX_HELLO_BYTES, type HelloResult, parseClientHello } from '../../../src/agent/client-hello';
-import { clientHelloFixtures, ext, frame, handshake, u16, u8, unframe, vec16, vec8 } from './tls-bytes';
+import { alpnExt, clientHelloFixtures, ext, frame, handshake, helloBody, sniEntry, sniExt, u16, u8, unframe, vec16, vec8, versionsExt } from '../../helpers/tls-records';
+
 
 interface Expected {
   sni: string | null;
@@ -31,39 +32,6 @@ const EXPECTED: Record<string, Expected> = {
   'python-ssl.bin': { sni: 'python.example.test', alpn: ['http/1.1'], supportedVersions: TLS13_12, records: 1 },
   'java-alpn.bin': { sni: 'java.example.test', alpn: ['h2', 'http/1.1'], supportedVersions: TLS13_12, records: 1 },
 };
-
-// ---- builders for synthetic hellos ----
-
-const sniEntry = (name: Buffer | string, type = 0): Buffer =>
-  Buffer.concat([u8(type), vec16(typeof name === 'string' ? Buffer.from(name, 'latin1') : name)]);
-const sniExt = (...entries: Buffer[]): Buffer => ext(0, vec16(Buffer.concat(entries)));
-const alpnExt = (...names: string[]): Buffer => ext(16, vec16(Buffer.concat(names.map((n) => vec8(Buffer.from(n))))));
-const versionsExt = (...v: number[]): Buffer => ext(43, vec8(Buffer.concat(v.map(u16))));
-
-interface BodyOptions {
-  version?: number;
-  sessionId?: Buffer;
-  suites?: Buffer; // the whole vector, length prefix included
-  compression?: Buffer; // the whole vector, length prefix included
-  extensions?: Buffer[] | null; // null: no extensions block at all
-  rawExtensions?: Buffer; // the whole block, length prefix included (overrides extensions)
-}
-
-function helloBody(o: BodyOptions = {}): Buffer {
-  const parts = [
-    u16(o.version ?? 0x0303),
-    Buffer.alloc(32, 0xaa),
-    vec8(o.sessionId ?? Buffer.alloc(32, 0x55)),
-    o.suites ?? vec16(Buffer.concat([u16(0x1301), u16(0x1302), u16(0xc02f)])),
-    o.compression ?? vec8(u8(0)),
-  ];
-  if (o.rawExtensions) parts.push(o.rawExtensions);
-  else if (o.extensions !== null) parts.push(vec16(Buffer.concat(o.extensions ?? [])));
-  return Buffer.concat(parts);
-}
-
-
-
 
 function parseHello(buf: Buffer, maxBytes?: number) {
   const r = parseClientHello(buf, maxBytes);

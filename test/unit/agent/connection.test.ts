@@ -1155,7 +1155,8 @@ describe('handleConnection, in-band upgrades', () => {
     const service = await startService(t, 'plain', bannerThenEcho);
     // Like MySQL's sequence shift: the client side never says done; the service's answer ends the phase.
     const both = (): SessionTransform => ({
-      clientData: (chunk) => ({ forward: Buffer.concat([Buffer.from('C:'), chunk]), done: false }),
+      // No bytes: the call at the phase's end, with nothing held back.
+      clientData: (chunk) => ({ forward: chunk.length === 0 ? chunk : Buffer.concat([Buffer.from('C:'), chunk]), done: false }),
       upstreamData: (chunk) => ({ forward: Buffer.concat([Buffer.from('S:'), chunk]), done: chunk.includes('END') }),
     });
     const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(both)) });
@@ -1170,6 +1171,38 @@ describe('handleConnection, in-band upgrades', () => {
     c.destroy();
     const calls = await finished(await rig.conns.at(0));
     assert.deepEqual(calls[0], ['opened', 'upgrade', rig.port, 'smtp']);
+  });
+
+  // Found by the mysql-auth-shift fuzz target: MySQL's sequence shift holds back a client
+  // packet header cut short, and when the service's OK ended the phase those bytes were lost.
+  test('when the service\'s answer ends the phase, what the client\'s side held back goes on', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    // Forwards whole lines and holds a partial one, as the sequence shift holds a partial header.
+    const lines = (): SessionTransform => {
+      let held = Buffer.alloc(0);
+      let over = false;
+      return {
+        clientData: (chunk) => {
+          held = Buffer.concat([held, chunk]);
+          const cut = over ? held.length : held.lastIndexOf('\n') + 1;
+          const forward = held.subarray(0, cut);
+          held = held.subarray(cut);
+          return { forward, done: over };
+        },
+        upstreamData: (chunk) => {
+          over = chunk.includes('ONE');
+          return { forward: chunk, done: over };
+        },
+      };
+    };
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst(lines)) });
+    const c = await upgradedClient(rig, starttls);
+    c.write('ONE\r\nPART');
+    assert.equal((await readN(c, 6)).toString(), '+ONE\r\n');
+    c.write('IAL\r\n');
+    assert.equal((await readN(c, 10)).toString(), '+PARTIAL\r\n', 'the held "PART" reached the service before the relay went on');
+    c.destroy();
+    await finished(await rig.conns.at(0));
   });
 
   test('the dialogue steps aside: everything is relayed unchanged as plaintext', LIMIT, async (t) => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_ANSWER_BYTES, MAX_ANSWER_RECORDS, SENT_PREFIX_BYTES, type TlsAnswer, tlsAnswer } from '../../../src/agent/tls-answer';
-import { clientHelloFixtures, ext, frame, handshake, u16, u8, vec16, vec8 } from './tls-bytes';
+import { clientHelloFixtures, ext, frame, handshake, u16, u8, vec16, vec8 } from '../../helpers/tls-records';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ALL_DIALOGUES } from '../../../src/agent/upgrades';
+import { postgresDialogue } from '../../../src/agent/upgrades/postgres';
 import { MAX_DETECT_BYTES, UpgradeRegistry, parseUpgradePorts } from '../../../src/agent/upgrades/registry';
+import { smtpDialogue } from '../../../src/agent/upgrades/smtp';
 import type { DialogueFactory, FirstSpeaker, UpgradeProtocol } from '../../../src/agent/upgrades/upgrade';
 
 /** A factory that says yes to its marker, need-more to a prefix of it. */
@@ -82,6 +85,20 @@ describe('UpgradeRegistry.match', () => {
   test('a disabled protocol is not detected anywhere, and an endless opening is plaintext', () => {
     const none = new UpgradeRegistry(parseUpgradePorts('smtp=25', ALL), ALL);
     assert.equal(none.match('client', 5432, Buffer.from('PG')), null);
-    assert.equal(reg.match('client', 5432, Buffer.alloc(MAX_DETECT_BYTES + 1, 'P'.charCodeAt(0))), null);
+    const long = fake('postgres', 'client', 'P'.repeat(2 * MAX_DETECT_BYTES), [5432]);
+    const endless = new UpgradeRegistry(parseUpgradePorts('default', [long]), [long]);
+    assert.equal(endless.match('client', 5432, Buffer.alloc(MAX_DETECT_BYTES, 'P')), 'need-more');
+    assert.equal(endless.match('client', 5432, Buffer.alloc(MAX_DETECT_BYTES + 1, 'P')), null);
+  });
+
+  // Found by the upgrade-openings fuzz target: a 1,100-byte first read that opens with "220 "
+  // was plaintext, while the same bytes read 4 at a time got the SMTP dialogue.
+  test('an opening decided in a read longer than MAX_DETECT_BYTES is decided the same as in short reads', () => {
+    const real = new UpgradeRegistry(parseUpgradePorts('default', ALL_DIALOGUES), ALL_DIALOGUES);
+    const greeting = Buffer.concat([Buffer.from('220 '), Buffer.alloc(1096)]);
+    assert.equal(real.match('server', 25, greeting.subarray(0, 4)), smtpDialogue);
+    assert.equal(real.match('server', 25, greeting), smtpDialogue);
+    const sslRequest = Buffer.concat([Buffer.from('0000000804d2162f', 'hex'), Buffer.alloc(MAX_DETECT_BYTES)]);
+    assert.equal(real.match('client', 9999, sslRequest), postgresDialogue);
   });
 });

@@ -186,4 +186,23 @@ describe('mysql sequence shift (after the handshake)', () => {
     const t = new MysqlSequenceShift();
     assert.throws(() => t.clientData(response(1, CLIENT_CAPS | CLIENT_SSL)));
   });
+
+  // Found by the mysql-auth-shift fuzz target: the client's header cut short was held back,
+  // and the server's OK ended the phase with those bytes still held.
+  test('a client header cut short when the server ends the phase: held, then given up by a call with no bytes', () => {
+    const t = new MysqlSequenceShift();
+    assert.deepEqual(t.clientData(Buffer.from([1, 0, 0])), { forward: Buffer.alloc(0), done: false });
+    assert.deepEqual(t.upstreamData?.(Buffer.from([1, 0, 0, 0, 0])), { forward: Buffer.from([1, 0, 0, 1, 0]), done: true });
+    assert.deepEqual(t.clientData(Buffer.alloc(0)), { forward: Buffer.from([1, 0, 0]), done: true });
+  });
+
+  // Found by the same target: a server header cut short, then a client command that ends the
+  // phase before the server's answer; the server's next bytes came without the held ones.
+  test('a server header cut short when the client ends the phase: held, then forwarded before the next bytes', () => {
+    const t = new MysqlSequenceShift();
+    assert.deepEqual(t.upstreamData?.(Buffer.from([0])), { forward: Buffer.alloc(0), done: false });
+    t.clientData(Buffer.from([0, 0, 0, 2]));
+    assert.deepEqual(t.clientData(Buffer.from([0, 0, 0, 0])), { forward: Buffer.from([0, 0, 0, 0]), done: true });
+    assert.deepEqual(t.upstreamData?.(Buffer.from([1, 0, 0, 0, 0])), { forward: Buffer.from([0, 1, 0, 0, 0, 0]), done: true });
+  });
 });
