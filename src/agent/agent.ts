@@ -6,6 +6,7 @@ import type net from 'node:net';
 import type { CertSource } from '../certs/cert-source';
 import type { ChallengeResponder } from './acme-challenges';
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, handleConnection } from './connection';
 import { type AgentListener, openListener } from './listener';
 import { TlsServiceCache } from './tls-services';
@@ -50,20 +51,6 @@ export interface AgentDeps {
 
 /** How long a stopping worker keeps accepting after it left its slot. */
 const LISTEN_LINGER_MS = 1000;
-
-/** Logs at most one line per interval for an event that can come in floods. */
-function throttled(intervalMs: number, fn: (count: number) => void): () => void {
-  let last = 0;
-  let count = 0;
-  return () => {
-    count++;
-    const now = Date.now();
-    if (now - last < intervalMs) return;
-    last = now;
-    fn(count);
-    count = 0;
-  };
-}
 
 export class Agent {
   private readonly listeners: AgentListener[] = [];
@@ -114,7 +101,13 @@ export class Agent {
       });
       if (!done) this.connections.add(handle);
     };
-    const logRefused = throttled(10_000, (count) => log.warn({ count, maxConnections: opts.maxConnections }, 'connection limit reached; refusing connections'));
+    const refusedLog = new LogThrottle(log, {
+      level: 'warn',
+      msg: 'connection limit reached; refusing connections',
+      summaryMsg: 'connections refused at the limit since the last line',
+      perInterval: 1,
+      intervalMs: 10_000,
+    });
     for (const family of [4, 6] as const) {
       let l: AgentListener;
       try {
@@ -129,7 +122,7 @@ export class Agent {
       l.server.maxConnections = opts.maxConnections;
       l.server.on('drop', () => {
         deps.events.refused();
-        logRefused();
+        refusedLog.note({ maxConnections: opts.maxConnections });
       });
       l.server.on('error', (err) => log.error({ err, family }, 'listener error'));
       this.listeners.push(l);

@@ -6,6 +6,7 @@
 //   (reserving the slot).
 // Nothing here talks to the CA: a refused name costs it nothing.
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type AskOutcome, askAllows } from './ask-url';
 import type { CertEvents, PolicyRefusal } from './cert-events';
 import { canonicalIp, normaliseDnsName } from './cert-name';
@@ -13,7 +14,6 @@ import { LocalAddresses } from './local-addresses';
 import { type ResolveAddresses, type Resolved, createNameResolver } from './name-resolver';
 import type { NamePolicy, PolicyVerdict } from './name-policy';
 import { OrderRateLimits, type RateWindow } from './rate-limits';
-import { RefusalLog } from './refusal-log';
 import { SingleFlight } from './single-flight';
 import { TtlLru } from './ttl-lru';
 
@@ -104,7 +104,8 @@ class ConfiguredPolicy implements NamePolicy {
   private readonly negativeTtlMs: number;
   private readonly asks = new SingleFlight<AskOutcome>();
   private readonly lookups = new SingleFlight<Resolved>();
-  private readonly refusals: RefusalLog;
+  /** Names are attacker input: a flood of refusals must not flood the journal. */
+  private readonly refusals: LogThrottle;
 
   constructor(
     private readonly opts: NamePolicyOptions,
@@ -129,7 +130,14 @@ class ConfiguredPolicy implements NamePolicy {
     });
     this.negative = new TtlLru(opts.negativeCacheSize ?? DEFAULT_NEGATIVE_CACHE_SIZE);
     this.negativeTtlMs = opts.negativeCacheTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS;
-    this.refusals = new RefusalLog(this.log, this.now);
+    this.refusals = new LogThrottle(this.log, {
+      level: 'info',
+      msg: 'certificate name refused by policy',
+      summaryMsg: 'more certificate names refused by policy than logged at info; the rest were logged at debug',
+      perInterval: 30,
+      intervalMs: 60_000,
+      now: this.now,
+    });
     this.describe();
   }
 
@@ -138,7 +146,8 @@ class ConfiguredPolicy implements NamePolicy {
     const cached = this.negative.get(nameKey(name), this.now()) ?? this.negative.get(addressKey(name, ip), this.now());
     if (cached !== undefined) {
       this.deps.events.policyRefused('negative-cache');
-      this.refusals.repeated({ name, dialledAddress: ip, reason: 'negative-cache', cachedReason: cached });
+      // A repeat of a refusal already logged: debug only.
+      this.log.debug({ name, dialledAddress: ip, reason: 'negative-cache', cachedReason: cached }, 'certificate name refused by policy');
       return { ok: false, reason: 'negative-cache' };
     }
     let refusal: Refusal | null;
@@ -208,7 +217,7 @@ class ConfiguredPolicy implements NamePolicy {
   private refuse(name: string, ip: string | null, r: Refusal): PolicyVerdict {
     this.deps.events.policyRefused(r.reason);
     // The name is attacker input: logged as a value (bounded), never a metric label.
-    this.refusals.refused({ name: name.slice(0, 253), dialledAddress: ip, reason: r.reason, ...r.detail });
+    this.refusals.note({ name: name.slice(0, 253), dialledAddress: ip, reason: r.reason, ...r.detail });
     return { ok: false, reason: r.reason };
   }
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { JfeError, isSystemError } from '../errors';
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type CertEvents, NO_CERT_EVENTS } from './cert-events';
 import { fileSafeName, isIpName, nameFromFileSafe } from './cert-name';
 import { ISSUER_NAME_RE, type IssuedCert } from './issuer';
@@ -110,6 +111,8 @@ export class CertStore {
   private readonly storedPerIssuer = new Map<string, number>();
   /** The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an entry to the end. */
   private readonly contexts = new Map<string, CertEntry>();
+  /** Names are attacker input: one warning per 10 minutes, with a count of the rest. */
+  private readonly fullLog: LogThrottle;
   private notPersistedTotal = 0;
   private writeErrorsTotal = 0;
   private skippedAtLoadTotal = 0;
@@ -123,6 +126,13 @@ export class CertStore {
     this.maxContexts = Math.max(1, opts.maxContexts ?? DEFAULT_MAX_CONTEXTS);
     this.contextOptions = opts.contextOptions ?? {};
     this.events = opts.events ?? NO_CERT_EVENTS;
+    this.fullLog = new LogThrottle(this.log, {
+      level: 'warn',
+      msg: 'certificate store full for this issuer; certificate kept in memory only',
+      summaryMsg: 'more certificates kept in memory only (store full) than logged',
+      perInterval: 1,
+      intervalMs: 600_000,
+    });
   }
 
   /** Opens <state>/certs/ and loads every stored leaf. Throws JFE_ERR_STATE when the directory cannot be used. */
@@ -224,12 +234,7 @@ export class CertStore {
       }
     } else {
       this.notPersistedTotal++;
-      // One warning when the cap is first hit, then every 1000th: names are attacker input.
-      const level = this.notPersistedTotal % 1000 === 1 ? 'warn' : 'debug';
-      this.log[level](
-        { issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal },
-        'certificate store full for this issuer; certificate kept in memory only',
-      );
+      this.fullLog.note({ issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal });
     }
     this.events.expiry(name, info.notAfter);
     return this.remember(key, { info, context });

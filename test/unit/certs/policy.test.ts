@@ -314,5 +314,5 @@ test('a flood of distinct bad names: at most 30 info lines a minute, the rest at
   p.clock.now += MIN;
   await p.check('late.evil.net');
   const summary = p.log.lines.find((l) => /more certificate names refused/.test(l.msg ?? ''));
-  assert.equal(summary?.obj.demoted, 70);
+  assert.equal(summary?.obj.count, 70);
 });
