@@ -117,7 +117,8 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
     },
   });
   const recordFile = agentRecordPath(s.runDir, attached.netnsIno);
-  const record = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', generation: 0, reloads: 0, slots: n };
+  // generation: which set of workers serves, counted from 1 (those started now); see AgentRecord.
+  const record = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', generation: 1, reloads: 0, slots: n };
 
   // Take over from the agent already running here, if any: our workers
   // replace its sockets in the slots, then it is told to drain. Until our
@@ -138,6 +139,7 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
       throw new JfeError('JFE_ERR_TAKEOVER', `workers failed to start: ${(err as Error).message}${keeps}`, { cause: err });
     }
     const cleared = applySlotCount(maps, n);
+    record.generation = pool.generation;
     writeAgentRecord(recordFile, record);
     if (previous) {
       log.info({ previousPid: previous.pid, previousSlots: previous.slots, cleared }, 'took over the slots; telling the previous agent to drain');

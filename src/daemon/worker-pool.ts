@@ -40,6 +40,7 @@ export class WorkerPool {
 
   constructor(private readonly opts: WorkerPoolOptions) {}
 
+  /** The current generation: 0 before the first promote, 1 for the workers a start promoted, one more per reload. */
   get generation(): number {
     return this.gen;
   }
