@@ -37,7 +37,9 @@ export type HandshakeFailure =
   | 'handshake-error'
   | 'no-certificate'
   | 'upgrade-invalid'
-  | 'upgrade-timeout';
+  | 'upgrade-timeout'
+  /** The client closed or reset during the handshake (in TLS 1.3 this includes a client that sent its Finished and left at once). */
+  | 'client-closed';
 export type UpstreamFailure = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'source-port' | 'other';
 
 /** What the connection reports; metrics/ implements it. Every hook must be cheap. */
@@ -48,6 +50,12 @@ export interface ConnectionEvents {
   /** A TLS handshake terminated here completed: seconds from the complete ClientHello (certificate wait included). */
   handshake?(seconds: number): void;
   handshakeFailed(reason: HandshakeFailure): void;
+  /**
+   * A TLS session terminated here completed its handshake, and the client
+   * closed or reset it before sending one byte of application data (what a
+   * scanner or a TLS health check does).
+   */
+  sessionWithoutData(): void;
   upstreamFailed(reason: UpstreamFailure): void;
   closed(kind: ConnectionKind | 'none', result: RelayResult | null): void;
 }
@@ -56,6 +64,7 @@ export const NO_EVENTS: ConnectionEvents = {
   opened: () => undefined,
   bytes: () => undefined,
   handshakeFailed: () => undefined,
+  sessionWithoutData: () => undefined,
   upstreamFailed: () => undefined,
   closed: () => undefined,
 };
@@ -73,6 +82,8 @@ export interface ConnectionOptions {
 }
 
 const DEFAULT_UPGRADE_TIMEOUT_MS = 30_000;
+/** How a relay ends when the client closed it (FIN, reset or a TLS error of its own): not idle, not the service. */
+const CLIENT_ENDINGS: ReadonlySet<RelayResult['reason']> = new Set(['done', 'client-reset', 'client-error']);
 /** Plaintext a SessionTransform may see before it must be done. */
 const MAX_TRANSFORM_BYTES = 64 * 1024;
 /**
@@ -701,25 +712,32 @@ class Sniffer implements ConnectionHandle {
     const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}) });
     this.outer = secure;
     let handshaken = false;
-    secure.on('error', (err) => {
-      if (handshaken) return;
+    /** The handshake ended without completing: true for the first caller only (a reset brings 'error', 'end' and 'close'). */
+    let failedOnce = false;
+    const failing = (): boolean => {
+      if (handshaken || failedOnce || this.ended) return false;
+      failedOnce = true;
       clearTimeout(deadline);
+      return true;
+    };
+    secure.on('error', (err: NodeJS.ErrnoException) => {
+      if (!failing()) return;
       if (deps.log.isLevelEnabled('debug')) deps.log.debug({ err, port: dst.port }, 'tls handshake failed');
-      deps.events.handshakeFailed('handshake-error');
+      deps.events.handshakeFailed(err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'client-closed' : 'handshake-error');
       reset(client);
       reset(upstream);
       this.end('none', null);
     });
     // A client that gives up mid-handshake (FIN) is done: nothing to keep half-open.
     secure.once('end', () => {
-      if (handshaken) return;
-      clearTimeout(deadline);
+      if (!failing()) return;
+      deps.events.handshakeFailed('client-closed');
       this.destroy();
       this.end('none', null);
     });
     secure.once('close', () => {
-      if (handshaken) return;
-      clearTimeout(deadline);
+      if (!failing()) return;
+      deps.events.handshakeFailed('client-closed');
       reset(upstream);
       this.end('none', null);
     });
@@ -757,6 +775,7 @@ class Sniffer implements ConnectionHandle {
     const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes, ...(onFirstOut ? { onFirstOut } : {}) };
     void relay(client, upstream, relayOpts).then((result) => {
       if (sentIn > 0 || sentOut > 0) result = { ...result, bytesIn: result.bytesIn + sentIn, bytesOut: result.bytesOut + sentOut };
+      if ((kind === 'tls' || kind === 'upgrade') && result.bytesIn === 0 && CLIENT_ENDINGS.has(result.reason)) deps.events.sessionWithoutData();
       if (deps.log.isLevelEnabled('debug')) {
         deps.log.debug({ kind, port: this.dst.port, ...result }, 'connection closed');
       }

@@ -21,6 +21,7 @@ export interface ConnectionMetricEvents {
   bytes(direction: 'in' | 'out', n: number): void;
   handshake(seconds: number): void;
   handshakeFailed(reason: string): void;
+  sessionWithoutData(): void;
   upstreamFailed(reason: string): void;
   closed(kind: string, result: unknown): void;
   refused(): void;
@@ -54,6 +55,9 @@ export function connectionEvents(m: JfeMetrics, log: Logger): ConnectionMetricEv
     },
     handshakeFailed(reason) {
       m.handshakeFailuresTotal.inc({ reason: bounded(HANDSHAKE_FAILURES, reason) });
+    },
+    sessionWithoutData() {
+      m.sessionsWithoutDataTotal.inc();
     },
     upstreamFailed(reason) {
       m.upstreamConnectFailuresTotal.inc({ reason: bounded(UPSTREAM_FAILURES, reason) });

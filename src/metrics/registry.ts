@@ -7,7 +7,7 @@ import type { CounterName } from '../bpf/maps';
 
 export const CONNECTION_KINDS = ['tls', 'plain', 'passthrough', 'upgrade', 'other'] as const;
 export const HANDSHAKE_FAILURES = [
-  'hello-invalid', 'hello-timeout', 'handshake-timeout', 'handshake-error', 'no-certificate', 'upgrade-invalid', 'upgrade-timeout', 'other',
+  'hello-invalid', 'hello-timeout', 'handshake-timeout', 'handshake-error', 'client-closed', 'no-certificate', 'upgrade-invalid', 'upgrade-timeout', 'other',
 ] as const;
 export const UPSTREAM_FAILURES = ['refused', 'reset', 'timeout', 'unreachable', 'source-port', 'other'] as const;
 export const UPGRADE_PROTOCOLS = ['postgres', 'smtp', 'imap', 'pop3', 'mysql', 'other'] as const;
@@ -64,6 +64,7 @@ export interface JfeMetrics {
   readonly bytesPending: Record<'in' | 'out', number>;
   readonly handshakeSeconds: Histogram;
   readonly handshakeFailuresTotal: Counter<'reason'>;
+  readonly sessionsWithoutDataTotal: Counter;
   readonly upstreamConnectFailuresTotal: Counter<'reason'>;
   readonly connectionsRefusedTotal: Counter;
   readonly sourcePortCollisionsTotal: Counter;
@@ -139,6 +140,11 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     name: 'jfe_tls_handshake_failures_total',
     help: 'Connections closed before their TLS (or upgrade) handshake completed, by reason.',
     labelNames: ['reason'],
+    registers,
+  });
+  const sessionsWithoutDataTotal = new Counter({
+    name: 'jfe_tls_sessions_without_data_total',
+    help: 'TLS sessions terminated here whose handshake completed, then closed or reset by the client before it sent any application data (scanners, TLS health checks).',
     registers,
   });
   const upstreamConnectFailuresTotal = new Counter({
@@ -234,6 +240,7 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     bytesPending,
     handshakeSeconds,
     handshakeFailuresTotal,
+    sessionsWithoutDataTotal,
     upstreamConnectFailuresTotal,
     connectionsRefusedTotal,
     sourcePortCollisionsTotal,

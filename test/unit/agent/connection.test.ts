@@ -281,6 +281,7 @@ function recorder(conn: Conn): ConnectionEvents {
     opened: rec('opened'),
     bytes: rec('bytes'),
     handshakeFailed: rec('handshakeFailed'),
+    sessionWithoutData: rec('sessionWithoutData'),
     upstreamFailed: rec('upstreamFailed'),
     closed: rec('closed'),
   };
@@ -396,6 +397,15 @@ async function tlsClient(rig: Rig, o: tls.ConnectionOptions = {}): Promise<TlsCl
   );
   await once(sock, 'secureConnect');
   return { sock, random };
+}
+
+/** A TLS client over a TCP socket of its own, so a test can reset the connection under it; resolves after the handshake. */
+async function scannerClient(rig: Rig, maxVersion: tls.SecureVersion): Promise<{ sock: net.Socket; tlsSock: tls.TLSSocket }> {
+  const sock = net.connect({ host: HOST, port: rig.port });
+  rig.sockets.push(sock);
+  await once(sock, 'connect');
+  const { sock: tlsSock } = await tlsClient(rig, { maxVersion, socket: sock });
+  return { sock, tlsSock };
 }
 
 /** Every byte the service received on `conn`. */
@@ -793,6 +803,44 @@ describe('handleConnection, failures', () => {
     assert.equal(bytesOf(session).length, 0);
   });
 
+  test('a scanner on TLS 1.2 (handshake done, then a reset): counted as a session without data', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock } = await scannerClient(rig, 'TLSv1.2');
+    sock.resetAndDestroy();
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['opened', 'tls', rig.port],
+      ['sessionWithoutData'],
+      ['closed', 'tls', { bytesIn: 0, bytesOut: 0, reason: 'client-reset' }],
+    ]);
+  });
+
+  for (const how of ['reset', 'FIN'] as const) {
+    test(`a scanner on TLS 1.3 (its handshake done, then a ${how}): counted, as client-closed or as a session without data`, LIMIT, async (t) => {
+      const service = await startService(t, 'plain', plaintext(echoLines));
+      const rig = await makeRig(t, { service });
+      const { sock, tlsSock } = await scannerClient(rig, 'TLSv1.3');
+      if (how === 'reset') sock.resetAndDestroy();
+      else tlsSock.destroy(); // a FIN with no close_notify
+      const calls = await finished(await rig.conns.at(0));
+      // Whether jfe read the client's Finished before the reset is a race the client wins or loses.
+      const counted = calls.filter((c) => c[0] === 'sessionWithoutData' || (c[0] === 'handshakeFailed' && c[1] === 'client-closed'));
+      assert.equal(counted.length, 1, JSON.stringify(calls));
+      assert.ok(!calls.some((c) => c[0] === 'handshakeFailed' && c[1] !== 'client-closed'), JSON.stringify(calls));
+    });
+  }
+
+  test('a TLS client that sends a byte, then resets: not a session without data', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock, tlsSock } = await scannerClient(rig, 'TLSv1.3');
+    tlsSock.write('PING\r\n');
+    await readN(tlsSock, 7);
+    sock.resetAndDestroy();
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls.map((c) => c[0]), ['opened', 'closed']);
+  });
+
   test('a corrupt record after the handshake: both sides closed at once, closed tls client-error', LIMIT, async (t) => {
     const service = await startService(t, 'plain', plaintext(echoLines));
     const rig = await makeRig(t, { service });
@@ -838,7 +886,7 @@ describe('handleConnection, failures', () => {
       const elapsed = Date.now() - t0;
       assert.ok(elapsed < 1000, `closed after ${elapsed} ms`);
       const calls = await finished(await rig.conns.at(0));
-      assert.deepEqual(calls, [['closed', 'none', null]]);
+      assert.deepEqual(calls, [['handshakeFailed', 'client-closed'], ['closed', 'none', null]], 'counted: a client that leaves mid-handshake');
       assert.equal(bytesOf(service.accepted.items[1] as ServiceConn).length, 0, 'no byte reached the service');
     });
   }

@@ -76,6 +76,8 @@ test('each connection hook moves exactly its series', async () => {
   ev.bytes('out', 7);
   ev.handshake?.(0.02);
   ev.handshakeFailed('hello-invalid');
+  ev.handshakeFailed('client-closed');
+  ev.sessionWithoutData();
   ev.upstreamFailed('refused');
   ev.refused();
   ev.collision();
@@ -91,6 +93,8 @@ test('each connection hook moves exactly its series', async () => {
     'jfe_tls_handshake_seconds_bucket{le="0.025"}': 1,
     'jfe_tls_handshake_seconds_bucket{le="0.01"}': 0,
     'jfe_tls_handshake_failures_total{reason="hello-invalid"}': 1,
+    'jfe_tls_handshake_failures_total{reason="client-closed"}': 1,
+    'jfe_tls_sessions_without_data_total': 1,
     'jfe_upstream_connect_failures_total{reason="refused"}': 1,
     'jfe_connections_refused_total': 1,
     'jfe_upstream_source_port_collisions_total': 1,
