@@ -13,7 +13,8 @@ import { LogThrottle } from '../log-throttle';
 import { type CertEvents, NO_CERT_EVENTS } from './cert-events';
 import { fileSafeName, isIpName, nameFromFileSafe } from './cert-name';
 import { ISSUER_NAME_RE, type IssuedCert } from './issuer';
-import { type StateDir, isTempName } from './state-dir';
+import { type Claim, DiskSlots } from './disk-slots';
+import { STALE_TEMP_MS, type StateDir, isTempName } from './state-dir';
 
 export const CERTS_DIR = 'certs';
 export const CERT_FILE = 'cert.pem';
@@ -27,7 +28,11 @@ export type ContextOptions = Omit<tls.SecureContextOptions, 'key' | 'cert' | 'pf
 export interface CertStoreOptions {
   stateDir: StateDir;
   log: Logger;
-  /** Leaves kept on disk per issuer. Beyond it, new names are served from memory only (and re-issued after a restart or eviction). */
+  /**
+   * Leaves kept on disk per issuer, by every process sharing the state
+   * directory together. Beyond it, new names are served from memory only (and
+   * re-issued after a restart or eviction).
+   */
   maxStoredPerIssuer?: number;
   /** SecureContexts kept in memory, least recently used evicted first. */
   maxContexts?: number;
@@ -108,7 +113,9 @@ export class CertStore {
   private readonly events: CertEvents;
   /** Leaves on disk, PEM kept in memory so a context miss never waits on the disk (bounded by the cap). */
   private readonly disk = new Map<string, Held>();
+  /** Leaves on disk that this store knows of (loaded, written or adopted), per issuer: for stats. */
   private readonly storedPerIssuer = new Map<string, number>();
+  private readonly slots: DiskSlots;
   /** The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an entry to the end. */
   private readonly contexts = new Map<string, CertEntry>();
   /** Names are attacker input: one warning per 10 minutes, with a count of the rest. */
@@ -123,6 +130,7 @@ export class CertStore {
   ) {
     this.log = opts.log.child({ component: 'cert-store' });
     this.maxStoredPerIssuer = opts.maxStoredPerIssuer ?? DEFAULT_MAX_STORED_PER_ISSUER;
+    this.slots = new DiskSlots(this.maxStoredPerIssuer);
     this.maxContexts = Math.max(1, opts.maxContexts ?? DEFAULT_MAX_CONTEXTS);
     this.contextOptions = opts.contextOptions ?? {};
     this.events = opts.events ?? NO_CERT_EVENTS;
@@ -219,22 +227,27 @@ export class CertStore {
       this.disk.set(key, { info, certPem: issued.certPem, keyPem: issued.keyPem });
       return this.remember(key, { info, context });
     }
-    // Take the slot before the first await, so concurrent puts cannot overshoot the cap.
-    const reserved = !wasStored && (this.storedPerIssuer.get(issuer) ?? 0) < this.maxStoredPerIssuer;
-    if (reserved) this.adjustStored(issuer, +1);
-    if (wasStored || reserved) {
-      try {
+    let claim: Claim | 'stored' = 'stored';
+    let dir: string | undefined;
+    try {
+      dir = path.join(await this.stateDir.ensureDir(CERTS_DIR, issuer), fileSafeName(name));
+      // The cap holds for the host: counted on disk, where every worker writes.
+      if (!wasStored) claim = await this.slots.claim(path.dirname(dir), dir);
+      if (claim === 'stored' || claim === 'claimed' || claim === 'exists') {
         await this.write(issuer, name, issued);
         info = { ...info, persisted: true };
+        if (!wasStored) this.adjustStored(issuer, +1);
         this.disk.set(key, { info, certPem: issued.certPem, keyPem: issued.keyPem });
-      } catch (err) {
-        if (reserved) this.adjustStored(issuer, -1);
-        this.writeErrorsTotal++;
-        this.log.warn({ err, issuer, name }, 'cannot store certificate; serving it from memory');
       }
-    } else {
+    } catch (err) {
+      if (claim === 'claimed' && dir !== undefined) await this.slots.release(dir);
+      claim = 'stored'; // not the cap: counted as a write error below
+      this.writeErrorsTotal++;
+      this.log.warn({ err, issuer, name }, 'cannot store certificate; serving it from memory');
+    }
+    if (claim === 'full' || claim === 'busy') {
       this.notPersistedTotal++;
-      this.fullLog.note({ issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal });
+      this.fullLog.note({ issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal, why: claim });
     }
     this.events.expiry(name, info.notAfter);
     return this.remember(key, { info, context });
@@ -316,6 +329,9 @@ export class CertStore {
       [certPem, keyPem] = await Promise.all([fsp.readFile(path.join(dir, CERT_FILE), 'utf8'), fsp.readFile(path.join(dir, KEY_FILE), 'utf8')]);
     } catch (err) {
       if (isSystemError(err, 'ENOENT')) {
+        // An empty directory is a claim whose writer died before writing (disk-slots.ts): it
+        // holds a slot of the cap, so it goes, once old enough not to be a write under way.
+        if (await removeIfEmptyAndStale(dir)) return;
         skip('cert.pem or key.pem missing', err);
         return;
       }
@@ -331,6 +347,16 @@ export class CertStore {
     this.disk.set(keyOf(issuer, name), { info, certPem, keyPem });
     this.adjustStored(issuer, +1);
     this.events.expiry(name, info.notAfter);
+  }
+}
+
+async function removeIfEmptyAndStale(dir: string): Promise<boolean> {
+  try {
+    if (Date.now() - (await fsp.stat(dir)).mtimeMs < STALE_TEMP_MS) return false;
+    await fsp.rmdir(dir); // fails unless empty
+    return true;
+  } catch {
+    return false;
   }
 }
 
