@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/diag.cc",
         "src/errors.cc",
+        "src/memory.cc",
         "src/steer.cc",
         "src/sockets.cc"
       ],

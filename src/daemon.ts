@@ -15,6 +15,7 @@ import { attach, openSteering, type SteeringOptions } from './bpf/steering';
 import { openCertManager } from './certs/cert-manager';
 import { InternalCa } from './certs/internal-ca';
 import { StateDir } from './certs/state-dir';
+import type { CertStore } from './certs/store';
 import type { Settings } from './config/load';
 import { resolvePortSet } from './config/ports';
 import { type LogLevel, type Logger, setLogLevel } from './log';
@@ -27,11 +28,12 @@ import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
 import { READY_MESSAGE, REGISTER_MESSAGE, SLOT_ENV, STOP_MESSAGE, WorkerPool } from './daemon/worker-pool';
 import { JfeError } from './errors';
+import { native } from './native';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
   'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
-  'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'listenersInterval', 'logLevel', 'verbose',
+  'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'certCacheIdle', 'listenersInterval', 'logLevel', 'verbose',
   'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
@@ -245,13 +247,22 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
   const maps = openSteering({ pinDir: s.pinDir });
   const wm = startWorkerMetrics(log);
   // SIGHUP reopens the whole certificate side from the state directory.
+  let store: CertStore | undefined;
   const openCerts = async () => {
-    const { manager, store } = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents });
-    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log, events: wm.certEvents }) : null;
+    const opened = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents });
+    const { manager } = opened;
+    store = opened.store;
+    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store: opened.store, internal: manager, log, events: wm.certEvents }) : null;
     return { certs: acme?.certs ?? manager, challenges: acme?.challenges };
   };
   const opened = await openCerts();
   const certs = new ReloadableCertSource(opened.certs, async () => (await openCerts()).certs, log);
+  // After a flood of names: contexts nobody uses leave, and the heap pages they
+  // held go back to the kernel (glibc keeps freed memory otherwise).
+  const sweep = setInterval(() => {
+    if ((store?.dropIdleContexts(s.certCacheIdle) ?? 0) > 0) native().mallocTrim();
+  }, Math.max(1000, s.certCacheIdle / 2));
+  sweep.unref();
   const n = workerCount(s);
   const agent = new Agent(
     {

@@ -96,6 +96,8 @@ export interface Native {
   diagOpen(): number;
   diagListeners(fd: number, family: Family): { addr: string; port: number; v6only: boolean }[];
   diagExists(fd: number, family: Family, localAddr: string, localPort: number, remoteAddr: string, remotePort: number): boolean;
+  /** malloc_trim(0): freed heap pages back to the kernel; true if any were (false where libc is not glibc). */
+  mallocTrim(): boolean;
   layout: Layout;
 }
 

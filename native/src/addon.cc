@@ -4,6 +4,7 @@
 
 #include "diag.h"
 #include "errors.h"
+#include "memory.h"
 #include "sockets.h"
 #include "steer.h"
 
@@ -33,6 +34,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("diagOpen", Napi::Function::New(env, DiagOpen));
 	exports.Set("diagListeners", Napi::Function::New(env, DiagListeners));
 	exports.Set("diagExists", Napi::Function::New(env, DiagExists));
+	exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
 	exports.Set("layout", Layout(env));
 	return exports;
 }

@@ -39,6 +39,8 @@ export interface CertStoreOptions {
   contextOptions?: ContextOptions;
   /** Reports the expiry of every certificate held (loaded or taken), for metrics. */
   events?: CertEvents;
+  /** Milliseconds; injected by tests. */
+  now?: () => number;
 }
 
 export interface CertInfo {
@@ -116,8 +118,12 @@ export class CertStore {
   /** Leaves on disk that this store knows of (loaded, written or adopted), per issuer: for stats. */
   private readonly storedPerIssuer = new Map<string, number>();
   private readonly slots: DiskSlots;
-  /** The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an entry to the end. */
-  private readonly contexts = new Map<string, CertEntry>();
+  /**
+   * The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an
+   * entry to the end, and the entries are in the order of their last use.
+   */
+  private readonly contexts = new Map<string, { entry: CertEntry; usedAt: number }>();
+  private readonly now: () => number;
   /** Names are attacker input: one warning per 10 minutes, with a count of the rest. */
   private readonly fullLog: LogThrottle;
   private notPersistedTotal = 0;
@@ -132,6 +138,7 @@ export class CertStore {
     this.maxStoredPerIssuer = opts.maxStoredPerIssuer ?? DEFAULT_MAX_STORED_PER_ISSUER;
     this.slots = new DiskSlots(this.maxStoredPerIssuer);
     this.maxContexts = Math.max(1, opts.maxContexts ?? DEFAULT_MAX_CONTEXTS);
+    this.now = opts.now ?? Date.now;
     this.contextOptions = opts.contextOptions ?? {};
     this.events = opts.events ?? NO_CERT_EVENTS;
     this.fullLog = new LogThrottle(this.log, {
@@ -159,8 +166,9 @@ export class CertStore {
     const hit = this.contexts.get(key);
     if (hit) {
       this.contexts.delete(key);
+      hit.usedAt = this.now();
       this.contexts.set(key, hit);
-      return hit;
+      return hit.entry;
     }
     const held = this.disk.get(key);
     if (!held) return undefined;
@@ -199,7 +207,7 @@ export class CertStore {
   /** What is held for (issuer, name), without making a context or touching the LRU. */
   describe(issuer: string, name: string): CertInfo | undefined {
     const key = keyOf(issuer, name);
-    return this.contexts.get(key)?.info ?? this.disk.get(key)?.info;
+    return this.contexts.get(key)?.entry.info ?? this.disk.get(key)?.info;
   }
 
   /**
@@ -253,6 +261,24 @@ export class CertStore {
     return this.remember(key, { info, context });
   }
 
+  /**
+   * Drops the contexts not used for `idleMs` (a context is some 30 KB of
+   * OpenSSL memory): after a flood of names, memory goes back down once the
+   * flood ends. Returns how many were dropped. Stored leaves get a new
+   * context at their next handshake; a leaf kept in memory only is issued again.
+   */
+  dropIdleContexts(idleMs: number): number {
+    const cutoff = this.now() - idleMs;
+    let dropped = 0;
+    // Least recently used first: stop at the first one used since the cutoff.
+    for (const [key, c] of this.contexts) {
+      if (c.usedAt > cutoff) break;
+      this.contexts.delete(key);
+      dropped++;
+    }
+    return dropped;
+  }
+
   stats(): CertStoreStats {
     return {
       stored: Object.fromEntries(this.storedPerIssuer),
@@ -269,7 +295,7 @@ export class CertStore {
 
   private remember(key: string, entry: CertEntry): CertEntry {
     this.contexts.delete(key);
-    this.contexts.set(key, entry);
+    this.contexts.set(key, { entry, usedAt: this.now() });
     while (this.contexts.size > this.maxContexts) {
       const oldest = this.contexts.keys().next();
       if (oldest.done === true) break;

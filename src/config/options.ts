@@ -296,6 +296,13 @@ export const OPTIONS = {
     hidden: true,
     schema: duration(0, 3650 * 86_400_000),
   }),
+  certCacheIdle: def({
+    type: 'string',
+    describe: 'a certificate\'s TLS context unused for this long leaves a worker\'s memory (made again at its next handshake), so memory goes back down after a flood of names',
+    default: '10m',
+    hidden: true,
+    schema: duration(1000, 7 * 86_400_000),
+  }),
   tlsProbeTtl: def({
     type: 'string',
     describe: 'how long the verdict "this service speaks TLS itself" (or not) is kept',

@@ -134,6 +134,27 @@ test('the context LRU is bounded; a stored leaf that fell out gets a new context
   assert.equal(again.info.serial, a.info.serial);
 });
 
+test('contexts unused for a while are dropped, least recently used first; a stored leaf gets a new one at its next lookup', async (t) => {
+  const w = await world(tempDir(t));
+  const clock = { now: 1_000_000 };
+  const store = await w.open({ now: () => clock.now, maxStoredPerIssuer: 2 });
+  const names = ['a.example', 'b.example', 'c.example', 'd.example'];
+  for (const n of names) {
+    await store.put('internal', n, await w.ca.issue(n));
+    clock.now += 1000;
+  }
+  store.lookup('internal', 'a.example'); // used again: the most recent now
+  assert.equal(store.dropIdleContexts(60_000), 0, 'nothing idle yet');
+  clock.now += 60_000;
+  store.lookup('internal', 'c.example');
+  assert.equal(store.dropIdleContexts(60_000), 3, 'all but c, used just now');
+  assert.equal(store.stats().contexts, 1);
+  // a and b are stored: served again (a new context); d was kept in memory only (past the cap): gone.
+  assert.ok(store.lookup('internal', 'a.example'));
+  assert.ok(store.lookup('internal', 'b.example'));
+  assert.equal(store.lookup('internal', 'd.example'), undefined);
+});
+
 test('put refuses a leaf that does not cover the name, or whose key does not match', async (t) => {
   const w = await world(tempDir(t));
   const store = await w.open();
