@@ -690,7 +690,7 @@ class Sniffer implements ConnectionHandle {
     }, deps.opts.helloTimeoutMs);
     let context: tls.SecureContext;
     try {
-      context = await deps.certs.contextFor({ servername: parsed.sni, localAddress: dst.address });
+      context = await deps.certs.contextFor({ servername: parsed.sni, localAddress: dst.address, clientAddress: this.src.address });
     } catch (err) {
       clearTimeout(deadline);
       deps.log.warn({ err }, 'no certificate for a handshake; closing it');

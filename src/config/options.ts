@@ -6,7 +6,7 @@ import { parseDuration } from './duration';
 import { parseListenAddress } from './listen-address';
 import { checkDnsServer, checkIpAddress, normaliseDomainPattern, splitList } from './name-lists';
 import { parsePortSet } from './ports';
-import { parseRateLimit } from './rate-limit';
+import { parseRateLimit, parseShare } from './rate-limit';
 
 export interface OptionDef<T> {
   type: 'string' | 'number' | 'boolean';
@@ -369,6 +369,14 @@ export const OPTIONS = {
     describe: 'ACME orders in total: COUNT/PERIOD[,…] or "off"',
     default: '50/1h,300/1d',
     schema: checked(parseRateLimit),
+  }),
+  rateLimitClientShare: def({
+    type: 'string',
+    describe:
+      'the share of each ACME order window (of --rate-limit-domain and of --rate-limit-total) that the names one client asks for may take, ' +
+      'a client being an IPv4 address or an IPv6 /64: a percentage (at least 1 order per window) or "off"',
+    default: '25%',
+    schema: checked(parseShare),
   }),
   negativeCacheTtl: def({
     type: 'string',

@@ -5,6 +5,7 @@
 // import of agent/ or certs/; every label goes through a closed set.
 import type { Logger } from '../log';
 import {
+  ACME_DEFERRALS,
   CERT_RESULTS,
   CONNECTION_KINDS,
   HANDSHAKE_FAILURES,
@@ -32,6 +33,7 @@ export interface CertMetricEvents {
   issued(issuer: string, result: string): void;
   expiry(name: string, notAfter: Date): void;
   policyRefused(reason: string): void;
+  acmeDeferred(reason: string): void;
 }
 
 function portLabel(port: number): string {
@@ -101,6 +103,9 @@ export function certEvents(m: JfeMetrics, maxNames = MAX_EXPIRY_SERIES): CertMet
     },
     policyRefused(reason) {
       m.policyRefusalsTotal.inc({ reason: bounded(POLICY_REFUSALS, reason) });
+    },
+    acmeDeferred(reason) {
+      m.acmeDeferralsTotal.inc({ reason: bounded(ACME_DEFERRALS, reason) });
     },
   };
 }

@@ -13,8 +13,9 @@ export const UPSTREAM_FAILURES = ['refused', 'reset', 'timeout', 'unreachable', 
 export const UPGRADE_PROTOCOLS = ['postgres', 'smtp', 'imap', 'pop3', 'mysql', 'other'] as const;
 export const CERT_RESULTS = ['ok', 'error', 'timeout'] as const;
 export const POLICY_REFUSALS = [
-  'invalid-name', 'ip-literal', 'wildcard', 'not-allowed', 'dialled-not-local', 'ask-refused', 'ask-error', 'dns-mismatch', 'dns-error', 'rate-limited', 'negative-cache', 'other',
+  'invalid-name', 'ip-literal', 'wildcard', 'not-allowed', 'dialled-not-local', 'ask-refused', 'ask-error', 'dns-mismatch', 'dns-error', 'negative-cache', 'other',
 ] as const;
+export const ACME_DEFERRALS = ['rate-limit-domain', 'rate-limit-total', 'rate-limit-client', 'backoff', 'issue-wait', 'other'] as const;
 export const DIRECTIONS = ['in', 'out'] as const;
 /** Why the BPF program let a connection go to the kernel's own lookup (bpf/jfe.h). */
 export const BPF_PASS_REASONS = ['not-tcp', 'port', 'loopback', 'bypass', 'no-listener', 'no-socket', 'assign-failed'] as const;
@@ -71,6 +72,7 @@ export interface JfeMetrics {
   readonly certificatesIssuedTotal: Counter<'issuer' | 'result'>;
   readonly certificateExpiry: Gauge<'name'>;
   readonly policyRefusalsTotal: Counter<'reason'>;
+  readonly acmeDeferralsTotal: Counter<'reason'>;
   readonly collectionErrorsTotal: Counter<'source'>;
   /** Supplies the live count once the worker's agent exists. */
   setActiveConnections(fn: () => number): void;
@@ -183,6 +185,13 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     registers,
   });
 
+  const acmeDeferralsTotal = new Counter({
+    name: 'jfe_acme_deferrals_total',
+    help: 'Names the policy lets ACME issue for that got no ACME certificate now (the internal CA\'s meanwhile), by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+
   if (opts.bpfCounters) {
     const read = opts.bpfCounters;
     // Read once per scrape, shared by the two metrics below (collect order is registration order).
@@ -228,6 +237,7 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   for (const reason of HANDSHAKE_FAILURES) handshakeFailuresTotal.inc({ reason }, 0);
   for (const reason of UPSTREAM_FAILURES) upstreamConnectFailuresTotal.inc({ reason }, 0);
   for (const reason of POLICY_REFUSALS) policyRefusalsTotal.inc({ reason }, 0);
+  for (const reason of ACME_DEFERRALS) acmeDeferralsTotal.inc({ reason }, 0);
   for (const protocol of UPGRADE_PROTOCOLS) upgradesTotal.inc({ protocol }, 0);
   for (const source of COLLECTION_SOURCES) collectionErrorsTotal.inc({ source }, 0);
 
@@ -247,6 +257,7 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     certificatesIssuedTotal,
     certificateExpiry,
     policyRefusalsTotal,
+    acmeDeferralsTotal,
     collectionErrorsTotal,
     setActiveConnections(fn) {
       active = fn;

@@ -22,7 +22,7 @@ import { TlsServiceCache } from '../../../src/agent/tls-services';
 import { UpgradeRegistry } from '../../../src/agent/upgrades/registry';
 import { adoptWithReusedReads, socketWithReusedReads } from '../../../src/agent/reused-reads';
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
-import type { CertSource } from '../../../src/certs/cert-source';
+import type { CertRequest, CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
 import { HOST, type Pem, listen, readAll, readN, selfSigned, sha } from './loopback';
 
@@ -260,6 +260,8 @@ interface RigOptions {
   countReads?: boolean;
   /** Upgrade dialogues by the rig's port (the destination port the connection sees). */
   upgrades?: (port: number) => UpgradeRegistry;
+  /** The certificate side (default: the stub with the agent's certificate). */
+  certs?: CertSource;
 }
 
 interface Rig {
@@ -318,7 +320,7 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
     sockets.push(sock);
     if (o.countReads) sock.on('data', () => conn.reads++);
     conns.push(conn);
-    const deps = { dial, certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts, upgrades };
+    const deps = { dial, certs: o.certs ?? certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts, upgrades };
     conn.handle = handleConnection(sock, deps, () => {
       conn.doneCount++;
       markDone();
@@ -625,6 +627,15 @@ describe('handleConnection, TLS', () => {
       assert.deepEqual([name, kind, result.reason], ['closed', 'passthrough', 'done']);
       assert.ok(result.bytesIn > 6 && result.bytesOut > 7, 'TLS records, not plaintext, were counted');
     }
+  });
+
+  test('the certificate request carries the SNI, the address dialled and the client\'s address (for its share of the ACME allowance)', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const asked: CertRequest[] = [];
+    const rig = await makeRig(t, { service, certs: { contextFor: (req) => (asked.push(req), certs.contextFor(req)) } });
+    const c = await tlsClient(rig);
+    assert.deepEqual(asked, [{ servername: 'test.example', localAddress: HOST, clientAddress: c.sock.localAddress }]);
+    c.sock.destroy();
   });
 
   test('ALPN: h2 is never offered to a plaintext service; http/1.1 is', LIMIT, async (t) => {

@@ -10,13 +10,14 @@ import { test } from 'node:test';
 import type { AgentEvents } from '../../../src/agent/agent';
 import type { ConnectionKind, HandshakeFailure, UpstreamFailure } from '../../../src/agent/connection';
 import type { UpgradeProtocol } from '../../../src/agent/upgrades/upgrade';
-import type { CertEvents, PolicyRefusal } from '../../../src/certs/cert-events';
+import type { AcmeDeferral, CertEvents, PolicyRefusal } from '../../../src/certs/cert-events';
 import { openCertManager } from '../../../src/certs/cert-manager';
 import { createNamePolicy } from '../../../src/certs/policy';
 import { isJfeError } from '../../../src/errors';
 import { silentLogger } from '../../../src/log';
 import { certEvents, connectionEvents } from '../../../src/metrics/events';
 import {
+  ACME_DEFERRALS,
   BPF_PASS_REASONS,
   CONNECTION_KINDS,
   HANDSHAKE_FAILURES,
@@ -40,7 +41,8 @@ const covered: [
   Covers<UpstreamFailure, typeof UPSTREAM_FAILURES>,
   Covers<UpgradeProtocol, typeof UPGRADE_PROTOCOLS>,
   Covers<PolicyRefusal, typeof POLICY_REFUSALS>,
-] = [true, true, true, true, true];
+  Covers<AcmeDeferral, typeof ACME_DEFERRALS>,
+] = [true, true, true, true, true, true];
 void covered;
 
 const ZERO_BPF = { steered: 0, passNotTcp: 0, passPort: 0, passLoopback: 0, passBypass: 0, passNoListener: 0, passNoSocket: 0, assignFailed: 0 };
@@ -116,6 +118,7 @@ test('label values come from closed sets: anything else is "other"', async () =>
   ev.upstreamFailed('EWHATEVER');
   const ce = certEvents(m);
   ce.policyRefused('nope');
+  ce.acmeDeferred('whatever');
   ce.issued('internal', 'weird');
   const t = await text(m);
   assert.equal(t.get('jfe_connections_total{port="other",kind="other"}'), 1);
@@ -123,10 +126,11 @@ test('label values come from closed sets: anything else is "other"', async () =>
   assert.equal(t.get('jfe_tls_handshake_failures_total{reason="other"}'), 1);
   assert.equal(t.get('jfe_upstream_connect_failures_total{reason="other"}'), 1);
   assert.equal(t.get('jfe_policy_refusals_total{reason="other"}'), 1);
+  assert.equal(t.get('jfe_acme_deferrals_total{reason="other"}'), 1);
   assert.equal(t.get('jfe_certificates_issued_total{issuer="internal",result="error"}'), 1);
   // Every label of every jfe_ series is in its closed set (port: a number or "other").
   const sets: Record<string, readonly string[]> = {
-    kind: CONNECTION_KINDS, protocol: UPGRADE_PROTOCOLS, reason: [...HANDSHAKE_FAILURES, ...UPSTREAM_FAILURES, ...POLICY_REFUSALS, ...BPF_PASS_REASONS],
+    kind: CONNECTION_KINDS, protocol: UPGRADE_PROTOCOLS, reason: [...HANDSHAKE_FAILURES, ...UPSTREAM_FAILURES, ...POLICY_REFUSALS, ...ACME_DEFERRALS, ...BPF_PASS_REASONS],
     direction: ['in', 'out'], result: ['ok', 'error', 'timeout'], source: ['bpf', 'worker'],
   };
   for (const key of t.keys()) {
