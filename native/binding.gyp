@@ -4,6 +4,7 @@
       "target_name": "jfe_native",
       "sources": [
         "src/addon.cc",
+        "src/conn_table.cc",
         "src/diag.cc",
         "src/errors.cc",
         "src/memory.cc",

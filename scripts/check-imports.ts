@@ -28,8 +28,8 @@ const RULES: Rule[] = [
   { from: 'agent/', allow: ['agent/', 'errors', 'log', 'log-throttle', 'client-key', 'certs/cert-source'] },
   { from: 'certs/', allow: ['errors', 'log', 'log-throttle', 'client-key', 'certs/'] },
   { from: 'metrics/', allow: ['errors', 'log', 'metrics/', 'bpf/maps', 'bpf/steering'] },
-  { from: 'daemon', allow: ['errors', 'log', 'native', 'config/', 'bpf/', 'agent/', 'certs/', 'metrics/', 'daemon/'] },
-  { from: 'daemon/', allow: ['errors', 'log', 'native', 'config/', 'bpf/', 'agent/', 'certs/', 'metrics/', 'daemon/'] },
+  { from: 'daemon', allow: ['errors', 'log', 'client-key', 'native', 'config/', 'bpf/', 'agent/', 'certs/', 'metrics/', 'daemon/'] },
+  { from: 'daemon/', allow: ['errors', 'log', 'client-key', 'native', 'config/', 'bpf/', 'agent/', 'certs/', 'metrics/', 'daemon/'] },
   { from: 'doctor/', allow: ['errors', 'log', 'native', 'config/', 'bpf/', 'doctor/'] },
   { from: 'cli/', allow: ['cli/', 'config/', 'daemon', 'daemon/', 'doctor/', 'bpf/', 'log', 'errors'] },
 ];

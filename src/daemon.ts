@@ -26,13 +26,14 @@ import { excludeMetricsPort, startPrimaryMetrics, startWorkerMetrics } from './d
 import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
 import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
+import { HostConnectionTable, openWorkerCounter } from './daemon/conn-table';
 import { READY_MESSAGE, REGISTER_MESSAGE, SLOT_ENV, STOP_MESSAGE, WorkerPool } from './daemon/worker-pool';
 import { JfeError } from './errors';
 import { native } from './native';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
-  'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
+  'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections', 'maxConnectionsPerClient',
   'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'certCacheIdle', 'listenersInterval', 'logLevel', 'verbose',
   'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
@@ -109,10 +110,17 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   acme?.onPendingPorts((ports) => sync.setPinned(ports));
 
   const n = workerCount(s);
+  // The connection counts of the host, shared by every worker (daemon/conn-table.ts).
+  const connTable = HostConnectionTable.create(s.maxConnections, n);
   const pool = new WorkerPool({
     slots: n,
     log,
     onFork: (w) => acme?.serve(w, log),
+    share: (slot) => {
+      const share = connTable.forWorker();
+      if (share === null) log.warn({ slot }, 'no column of the connection counts left (too many workers at once): this worker counts its own connections only');
+      return share;
+    },
     onExit: (pid, slot) => {
       const removed = maps.removeBypassOf((owner) => owner === pid);
       if (removed > 0) log.warn({ slot, removed }, 'removed the bypass entries of a dead worker');
@@ -264,11 +272,15 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
   }, Math.max(1000, s.certCacheIdle / 2));
   sweep.unref();
   const n = workerCount(s);
+  // The host's counts; a worker given none (all columns taken) holds its even part of the caps alone.
+  const shared = openWorkerCounter(process.env);
+  const part = (max: number): number => (shared === null ? Math.ceil(max / n) : max);
   const agent = new Agent(
     {
       slot,
       backlog: 4096,
-      maxConnections: Math.ceil(s.maxConnections / n),
+      maxConnections: part(s.maxConnections),
+      maxConnectionsPerClient: part(s.maxConnectionsPerClient),
       upstreamSource: s.upstreamSource,
       mark: s.mark,
       idleTimeoutMs: s.idleTimeout,
@@ -278,7 +290,7 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
       upgradeTimeoutMs: s.upgradeTimeout,
       upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
-    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: wm.agentEvents, log },
+    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: wm.agentEvents, log, ...(shared ? { counter: shared } : {}) },
   );
   await agent.start();
   wm.serve(() => agent.activeConnections);
@@ -304,7 +316,8 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
           idleTimeoutMs: s.idleTimeout,
           helloTimeoutMs: s.helloTimeout,
           probeTimeoutMs: s.probeTimeout,
-          maxConnections: Math.ceil(s.maxConnections / workerCount(s)),
+          maxConnections: part(s.maxConnections),
+          maxConnectionsPerClient: part(s.maxConnectionsPerClient),
         });
         log.info({}, 'settings updated by the primary');
       }

@@ -2,6 +2,7 @@
 // Module init and the export table of jfe_native. Nothing else.
 #include <napi.h>
 
+#include "conn_table.h"
 #include "diag.h"
 #include "errors.h"
 #include "memory.h"
@@ -35,6 +36,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("diagListeners", Napi::Function::New(env, DiagListeners));
 	exports.Set("diagExists", Napi::Function::New(env, DiagExists));
 	exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
+	exports.Set("connTableCreate", Napi::Function::New(env, ConnTableCreate));
+	exports.Set("ConnTable", ConnTableClass(env));
 	exports.Set("layout", Layout(env));
 	return exports;
 }

@@ -13,6 +13,7 @@ import { resetSocket } from './reset-socket';
 import { type TlsServiceCache, looksLikeTlsAnswer } from './tls-services';
 import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
+import type { Tracked } from './idle-tracker';
 import type { Dial, Endpoint } from './upstream';
 
 /** What startRelay() needs beyond the two sockets, when it needs it. */
@@ -132,10 +133,13 @@ function reset(sock: net.Socket): void {
 const ignore = (): void => undefined;
 
 /** A connection in progress, as the agent tracks it for drain and shutdown. */
-export interface ConnectionHandle {
+export interface ConnectionHandle extends Tracked {
   /** Resets both sides now. */
   destroy(): void;
 }
+
+/** A connection that ended before it began. */
+const GONE: ConnectionHandle = { destroy: ignore, activity: () => 0, openedAt: 0 };
 
 /**
  * Handles one accepted connection. Never throws; every error closes and is
@@ -147,7 +151,7 @@ export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDon
   if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) {
     client.destroy(); // already gone
     onDone();
-    return { destroy: ignore };
+    return GONE;
   }
   client.on('error', ignore);
   const src: Endpoint = { family, address: remoteAddress, port: remotePort };
@@ -161,7 +165,7 @@ export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDon
     deps.events.closed('none', null);
     reset(client);
     onDone();
-    return { destroy: ignore };
+    return GONE;
   }
   const sniffer = new Sniffer(client, upstream, src, dst, deps, onDone);
   sniffer.start();
@@ -188,6 +192,10 @@ class Sniffer implements ConnectionHandle {
   private readonly maxHelloBytes: number;
   /** The outermost client-side socket: the TLSSocket once TLS is terminated. */
   private outer: net.Socket;
+  readonly openedAt = Date.now();
+  /** Bytes the service sent while sniffing, and bytes relayed (plaintext) once relaying. */
+  private upSeen = 0;
+  private relayed = 0;
 
   constructor(
     private readonly client: net.Socket,
@@ -200,6 +208,11 @@ class Sniffer implements ConnectionHandle {
     this.maxHelloBytes = deps.opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
     this.upgrades = deps.upgrades ?? NO_UPGRADES;
     this.outer = client;
+  }
+
+  /** Grows with every byte read either way (sniffed or relayed): what the idle tracker watches. */
+  activity(): number {
+    return this.buffered + this.upSeen + this.relayed;
   }
 
   destroy(): void {
@@ -364,6 +377,7 @@ class Sniffer implements ConnectionHandle {
 
   /** The service spoke first (SMTP, SSH, MySQL, …): plaintext, or an upgrade dialogue. */
   private readonly onUpstreamData = (chunk: Buffer): void => {
+    this.upSeen += chunk.length;
     this.upChunks.push(chunk);
     this.upBuffered += chunk.length;
     const all = this.upChunks.length === 1 ? chunk : Buffer.concat(this.upChunks, this.upBuffered);
@@ -772,7 +786,12 @@ class Sniffer implements ConnectionHandle {
     else deps.events.opened(kind, this.dst.port, protocol);
     if (sentIn > 0) deps.events.bytes('in', sentIn);
     if (sentOut > 0) deps.events.bytes('out', sentOut);
-    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes, ...(onFirstOut ? { onFirstOut } : {}) };
+    const bytes = deps.events.bytes;
+    const onBytes = (direction: 'in' | 'out', n: number): void => {
+      this.relayed += n;
+      bytes(direction, n);
+    };
+    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes, ...(onFirstOut ? { onFirstOut } : {}) };
     void relay(client, upstream, relayOpts).then((result) => {
       if (sentIn > 0 || sentOut > 0) result = { ...result, bytesIn: result.bytesIn + sentIn, bytesOut: result.bytesOut + sentOut };
       if ((kind === 'tls' || kind === 'upgrade') && result.bytesIn === 0 && CLIENT_ENDINGS.has(result.reason)) deps.events.sessionWithoutData();

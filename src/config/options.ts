@@ -182,9 +182,15 @@ export const OPTIONS = {
   }),
   maxConnections: def({
     type: 'string',
-    describe: 'connections held at most (all workers together); more are refused and counted',
+    describe: 'connections held at most by the host (all workers together); from 80% of it idle connections are closed sooner, at it the longest-idle one makes room, else new ones are refused and counted',
     default: '20000',
     schema: count('max connections', 1, 10_000_000),
+  }),
+  maxConnectionsPerClient: def({
+    type: 'string',
+    describe: 'connections one client (an IPv4 address, an IPv6 /64) holds at most on the host; more from it are refused and counted',
+    default: '2000',
+    schema: count('max connections per client', 1, 10_000_000),
   }),
   drainTimeout: def({
     type: 'string',

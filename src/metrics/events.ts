@@ -8,10 +8,12 @@ import {
   ACME_DEFERRALS,
   CERT_RESULTS,
   CONNECTION_KINDS,
+  EVICTION_REASONS,
   HANDSHAKE_FAILURES,
   type JfeMetrics,
   MAX_EXPIRY_SERIES,
   POLICY_REFUSALS,
+  REFUSAL_REASONS,
   UPGRADE_PROTOCOLS,
   UPSTREAM_FAILURES,
   bounded,
@@ -25,7 +27,8 @@ export interface ConnectionMetricEvents {
   sessionWithoutData(): void;
   upstreamFailed(reason: string): void;
   closed(kind: string, result: unknown): void;
-  refused(): void;
+  refused(reason: string): void;
+  evicted(reason: string): void;
   collision(): void;
 }
 
@@ -67,8 +70,11 @@ export function connectionEvents(m: JfeMetrics, log: Logger): ConnectionMetricEv
     closed() {
       // jfe_connections_active is read from the agent at scrape time.
     },
-    refused() {
-      m.connectionsRefusedTotal.inc();
+    refused(reason) {
+      m.connectionsRefusedTotal.inc({ reason: bounded(REFUSAL_REASONS, reason) });
+    },
+    evicted(reason) {
+      m.connectionsEvictedTotal.inc({ reason: bounded(EVICTION_REASONS, reason) });
     },
     collision() {
       m.sourcePortCollisionsTotal.inc();

@@ -17,6 +17,8 @@ export const POLICY_REFUSALS = [
 ] as const;
 export const ACME_DEFERRALS = ['rate-limit-domain', 'rate-limit-total', 'rate-limit-client', 'backoff', 'issue-wait', 'other'] as const;
 export const DIRECTIONS = ['in', 'out'] as const;
+export const REFUSAL_REASONS = ['host-limit', 'client-limit', 'other'] as const;
+export const EVICTION_REASONS = ['idle-overload', 'make-room', 'other'] as const;
 /** Why the BPF program let a connection go to the kernel's own lookup (bpf/jfe.h). */
 export const BPF_PASS_REASONS = ['not-tcp', 'port', 'loopback', 'bypass', 'no-listener', 'no-socket', 'assign-failed'] as const;
 export const COLLECTION_SOURCES = ['bpf', 'worker'] as const;
@@ -67,7 +69,8 @@ export interface JfeMetrics {
   readonly handshakeFailuresTotal: Counter<'reason'>;
   readonly sessionsWithoutDataTotal: Counter;
   readonly upstreamConnectFailuresTotal: Counter<'reason'>;
-  readonly connectionsRefusedTotal: Counter;
+  readonly connectionsRefusedTotal: Counter<'reason'>;
+  readonly connectionsEvictedTotal: Counter<'reason'>;
   readonly sourcePortCollisionsTotal: Counter;
   readonly certificatesIssuedTotal: Counter<'issuer' | 'result'>;
   readonly certificateExpiry: Gauge<'name'>;
@@ -157,7 +160,14 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   });
   const connectionsRefusedTotal = new Counter({
     name: 'jfe_connections_refused_total',
-    help: 'Connections refused because the connection limit (--max-connections) was reached.',
+    help: 'Connections refused (reset) at accept, by reason: host-limit (--max-connections, all workers, with no idle connection to close), client-limit (--max-connections-per-client).',
+    labelNames: ['reason'],
+    registers,
+  });
+  const connectionsEvictedTotal = new Counter({
+    name: 'jfe_connections_evicted_total',
+    help: 'Held connections closed near the host\'s connection cap, by reason: idle-overload (silent longer than the shortened idle timeout), make-room (the longest-silent, closed for a new connection at the cap).',
+    labelNames: ['reason'],
     registers,
   });
   const sourcePortCollisionsTotal = new Counter({
@@ -239,6 +249,8 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   for (const reason of POLICY_REFUSALS) policyRefusalsTotal.inc({ reason }, 0);
   for (const reason of ACME_DEFERRALS) acmeDeferralsTotal.inc({ reason }, 0);
   for (const protocol of UPGRADE_PROTOCOLS) upgradesTotal.inc({ protocol }, 0);
+  for (const reason of REFUSAL_REASONS) connectionsRefusedTotal.inc({ reason }, 0);
+  for (const reason of EVICTION_REASONS) connectionsEvictedTotal.inc({ reason }, 0);
   for (const source of COLLECTION_SOURCES) collectionErrorsTotal.inc({ source }, 0);
 
   return {
@@ -253,6 +265,7 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     sessionsWithoutDataTotal,
     upstreamConnectFailuresTotal,
     connectionsRefusedTotal,
+    connectionsEvictedTotal,
     sourcePortCollisionsTotal,
     certificatesIssuedTotal,
     certificateExpiry,

@@ -462,6 +462,29 @@ describe('handleConnection, plaintext', () => {
     assert.equal(service.accepted.items.length, 1);
   });
 
+  test('activity (what the idle tracker watches) grows with each byte either way, sniffed or relayed, and not otherwise', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock } = plainClient(rig);
+    await once(sock, 'connect');
+    const conn = await rig.conns.at(0);
+    const handle = conn.handle;
+    assert.ok(handle);
+    await delay(50);
+    assert.equal(handle.activity(), 0, 'a silent client: nothing moved');
+    assert.ok(Date.now() - handle.openedAt < 5000);
+    sock.write('PING\r\n');
+    await readN(sock, 7);
+    const after = handle.activity();
+    assert.ok(after >= 6 + 7, `sniffed and relayed bytes counted (${after})`);
+    await delay(50);
+    assert.equal(handle.activity(), after, 'silence moves nothing');
+    sock.write('PONG\r\n');
+    await readN(sock, 7);
+    assert.equal(handle.activity(), after + 6 + 7);
+    sock.destroy();
+  });
+
   test('5 MB client→service arrive byte-exact (sha256); closed counts every byte', LIMIT, async (t) => {
     const service = await startService(t, 'plain', answerAtEof((got) => `${got.length} ${sha(got)}\n`));
     const rig = await makeRig(t, { service });
