@@ -34,7 +34,7 @@ import { native } from './native';
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
   'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections', 'maxConnectionsPerClient',
-  'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'certCacheIdle', 'listenersInterval', 'logLevel', 'verbose',
+  'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'certCacheIdle', 'maxStoredCerts', 'listenersInterval', 'logLevel', 'verbose',
   'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
@@ -257,7 +257,7 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
   // SIGHUP reopens the whole certificate side from the state directory.
   let store: CertStore | undefined;
   const openCerts = async () => {
-    const opened = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents });
+    const opened = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents, maxStoredPerIssuer: s.maxStoredCerts });
     const { manager } = opened;
     store = opened.store;
     const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store: opened.store, internal: manager, log, events: wm.certEvents }) : null;

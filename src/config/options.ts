@@ -302,6 +302,13 @@ export const OPTIONS = {
     hidden: true,
     schema: duration(0, 3650 * 86_400_000),
   }),
+  maxStoredCerts: def({
+    type: 'string',
+    describe: 'leaves kept on disk per issuer, by all workers together; beyond it new names are served from memory only (for tests)',
+    default: '2000',
+    hidden: true,
+    schema: count('max stored certificates', 1, 1_000_000),
+  }),
   certCacheIdle: def({
     type: 'string',
     describe: 'a certificate\'s TLS context unused for this long leaves a worker\'s memory (made again at its next handshake), so memory goes back down after a flood of names',
