@@ -266,9 +266,15 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
   const opened = await openCerts();
   const certs = new ReloadableCertSource(opened.certs, async () => (await openCerts()).certs, log);
   // After a flood of names: contexts nobody uses leave, and the heap pages they
-  // held go back to the kernel (glibc keeps freed memory otherwise).
+  // held go back to the kernel. A context's OpenSSL memory is freed only when V8
+  // collects its object, which an idle worker may not do for hours (V8 does not
+  // see that memory), so the worker collects once, then trims (glibc keeps freed
+  // memory in its arenas otherwise).
+  const collect = (globalThis as { gc?: () => void }).gc;
   const sweep = setInterval(() => {
-    if ((store?.dropIdleContexts(s.certCacheIdle) ?? 0) > 0) native().mallocTrim();
+    if ((store?.dropIdleContexts(s.certCacheIdle) ?? 0) === 0) return;
+    collect?.();
+    native().mallocTrim();
   }, Math.max(1000, s.certCacheIdle / 2));
   sweep.unref();
   const n = workerCount(s);
