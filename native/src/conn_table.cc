@@ -173,6 +173,20 @@ class ConnTable : public Napi::ObjectWrap<ConnTable> {
 			throw Napi::Error::New(env, "connection table closed");
 	}
 
+	// Counting calls are a worker's: the primary's view has no column.
+	void CheckWorker(Napi::Env env) const
+	{
+		Check(env);
+		if (column_ < 0)
+			throw Napi::Error::New(env, "connection table: the primary holds no connections");
+	}
+
+	// A column counts once the primary gave it to a worker; this worker's own always.
+	bool Counts(uint32_t c) const
+	{
+		return c == static_cast<uint32_t>(column_) || Col(c)->in_use.load(std::memory_order_seq_cst) != 0;
+	}
+
 	// This client's connections in column c: the counts of the slots in its window that bear its tag.
 	uint32_t CountIn(uint32_t c, uint64_t index, uint64_t tag) const
 	{
@@ -194,9 +208,7 @@ class ConnTable : public Napi::ObjectWrap<ConnTable> {
 	Napi::Value Acquire(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		Check(env);
-		if (column_ < 0)
-			throw Napi::Error::New(env, "connection table: the primary holds no connections");
+		CheckWorker(env);
 		uint64_t kind = ArgUint(info, 0, "kind");
 		uint64_t key = (static_cast<uint64_t>(ArgUint(info, 1, "hi")) << 32) | ArgUint(info, 2, "lo");
 		uint64_t h = Mix(Mix(key ^ header_->seed[0]) ^ header_->seed[1] ^ kind);
@@ -233,10 +245,9 @@ class ConnTable : public Napi::ObjectWrap<ConnTable> {
 		uint32_t client = 0;
 		uint32_t host = 0;
 		for (uint32_t c = 0; c < header_->columns; c++) {
-			Column *col = Col(c);
-			if (col->in_use.load(std::memory_order_seq_cst) == 0 && c != static_cast<uint32_t>(column_))
+			if (!Counts(c))
 				continue;
-			host += col->held.load(std::memory_order_seq_cst);
+			host += Col(c)->held.load(std::memory_order_seq_cst);
 			if (slot >= 0)
 				client += CountIn(c, index, tag);
 		}
@@ -249,9 +260,7 @@ class ConnTable : public Napi::ObjectWrap<ConnTable> {
 	Napi::Value Release(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		Check(env);
-		if (column_ < 0)
-			throw Napi::Error::New(env, "connection table: the primary holds no connections");
+		CheckWorker(env);
 		int slot = ArgInt(info, 0, "slot");
 		if (slot >= static_cast<int>(header_->entries))
 			throw Napi::RangeError::New(env, "slot out of range");
@@ -274,11 +283,9 @@ class ConnTable : public Napi::ObjectWrap<ConnTable> {
 		Napi::Env env = info.Env();
 		Check(env);
 		uint32_t host = 0;
-		for (uint32_t c = 0; c < header_->columns; c++) {
-			Column *col = Col(c);
-			if (col->in_use.load(std::memory_order_seq_cst) != 0 || c == static_cast<uint32_t>(column_))
-				host += col->held.load(std::memory_order_seq_cst);
-		}
+		for (uint32_t c = 0; c < header_->columns; c++)
+			if (Counts(c))
+				host += Col(c)->held.load(std::memory_order_seq_cst);
 		return Napi::Number::New(env, host);
 	}
 
