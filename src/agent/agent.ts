@@ -74,10 +74,10 @@ export class Agent {
 
   /**
    * Settings a SIGHUP may change: read by connections accepted from now on
-   * (open ones keep theirs), and the connection limit of the listeners.
+   * (open ones keep theirs), and the connection limits, which the gate reads
+   * at each decision.
    */
   reconfigure(change: Partial<Pick<AgentOptions, 'idleTimeoutMs' | 'helloTimeoutMs' | 'probeTimeoutMs' | 'maxConnections' | 'maxConnectionsPerClient'>>): void {
-    // The gate reads the same object at each decision.
     Object.assign(this.opts, change);
   }
 
