@@ -4,8 +4,10 @@
       "target_name": "jfe_native",
       "sources": [
         "src/addon.cc",
+        "src/conn_table.cc",
         "src/diag.cc",
         "src/errors.cc",
+        "src/memory.cc",
         "src/steer.cc",
         "src/sockets.cc"
       ],

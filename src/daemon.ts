@@ -15,6 +15,7 @@ import { attach, openSteering, type SteeringOptions } from './bpf/steering';
 import { openCertManager } from './certs/cert-manager';
 import { InternalCa } from './certs/internal-ca';
 import { StateDir } from './certs/state-dir';
+import type { CertStore } from './certs/store';
 import type { Settings } from './config/load';
 import { resolvePortSet } from './config/ports';
 import { type LogLevel, type Logger, setLogLevel } from './log';
@@ -25,13 +26,15 @@ import { excludeMetricsPort, startPrimaryMetrics, startWorkerMetrics } from './d
 import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
 import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
+import { HostConnectionTable, openWorkerCounter } from './daemon/conn-table';
 import { READY_MESSAGE, REGISTER_MESSAGE, SLOT_ENV, STOP_MESSAGE, WorkerPool } from './daemon/worker-pool';
 import { JfeError } from './errors';
+import { native } from './native';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
-  'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections',
-  'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'listenersInterval', 'logLevel', 'verbose',
+  'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections', 'maxConnectionsPerClient',
+  'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'certCacheIdle', 'maxStoredCerts', 'listenersInterval', 'logLevel', 'verbose',
   'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
 export type RunSettings = Settings<(typeof RUN_OPTION_NAMES)[number]>;
@@ -107,17 +110,25 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
   acme?.onPendingPorts((ports) => sync.setPinned(ports));
 
   const n = workerCount(s);
+  // The connection counts of the host, shared by every worker (daemon/conn-table.ts).
+  const connTable = HostConnectionTable.create(s.maxConnections, n);
   const pool = new WorkerPool({
     slots: n,
     log,
     onFork: (w) => acme?.serve(w, log),
+    share: (slot) => {
+      const share = connTable.forWorker();
+      if (share === null) log.warn({ slot }, 'no column of the connection counts left (too many workers at once): this worker counts its own connections only');
+      return share;
+    },
     onExit: (pid, slot) => {
       const removed = maps.removeBypassOf((owner) => owner === pid);
       if (removed > 0) log.warn({ slot, removed }, 'removed the bypass entries of a dead worker');
     },
   });
   const recordFile = agentRecordPath(s.runDir, attached.netnsIno);
-  const record = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', generation: 0, reloads: 0, slots: n };
+  // generation: which set of workers serves, counted from 1 (those started now); see AgentRecord.
+  const record = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', generation: 1, reloads: 0, slots: n };
 
   // Take over from the agent already running here, if any: our workers
   // replace its sockets in the slots, then it is told to drain. Until our
@@ -138,6 +149,7 @@ async function runPrimary(s: RunSettings, root: Logger, log: Logger, reloadSetti
       throw new JfeError('JFE_ERR_TAKEOVER', `workers failed to start: ${(err as Error).message}${keeps}`, { cause: err });
     }
     const cleared = applySlotCount(maps, n);
+    record.generation = pool.generation;
     writeAgentRecord(recordFile, record);
     if (previous) {
       log.info({ previousPid: previous.pid, previousSlots: previous.slots, cleared }, 'took over the slots; telling the previous agent to drain');
@@ -243,19 +255,38 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
   const maps = openSteering({ pinDir: s.pinDir });
   const wm = startWorkerMetrics(log);
   // SIGHUP reopens the whole certificate side from the state directory.
+  let store: CertStore | undefined;
   const openCerts = async () => {
-    const { manager, store } = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents });
-    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store, internal: manager, log, events: wm.certEvents }) : null;
+    const opened = await openCertManager({ stateDir: s.stateDir, log, events: wm.certEvents, maxStoredPerIssuer: s.maxStoredCerts });
+    const { manager } = opened;
+    store = opened.store;
+    const acme = s.issuer === 'acme' ? openAcmeWorker(s, { store: opened.store, internal: manager, log, events: wm.certEvents }) : null;
     return { certs: acme?.certs ?? manager, challenges: acme?.challenges };
   };
   const opened = await openCerts();
   const certs = new ReloadableCertSource(opened.certs, async () => (await openCerts()).certs, log);
+  // After a flood of names: contexts nobody uses leave, and the heap pages they
+  // held go back to the kernel. A context's OpenSSL memory is freed only when V8
+  // collects its object, which an idle worker may not do for hours (V8 does not
+  // see that memory), so the worker collects once, then trims (glibc keeps freed
+  // memory in its arenas otherwise).
+  const collect = (globalThis as { gc?: () => void }).gc;
+  const sweep = setInterval(() => {
+    if ((store?.dropIdleContexts(s.certCacheIdle) ?? 0) === 0) return;
+    collect?.();
+    native().mallocTrim();
+  }, Math.max(1000, s.certCacheIdle / 2));
+  sweep.unref();
   const n = workerCount(s);
+  // The host's counts; a worker given none (all columns taken) holds its even part of the caps alone.
+  const shared = openWorkerCounter(process.env);
+  const part = (max: number): number => (shared === null ? Math.ceil(max / n) : max);
   const agent = new Agent(
     {
       slot,
       backlog: 4096,
-      maxConnections: Math.ceil(s.maxConnections / n),
+      maxConnections: part(s.maxConnections),
+      maxConnectionsPerClient: part(s.maxConnectionsPerClient),
       upstreamSource: s.upstreamSource,
       mark: s.mark,
       idleTimeoutMs: s.idleTimeout,
@@ -265,7 +296,7 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
       upgradeTimeoutMs: s.upgradeTimeout,
       upgradePorts: parseUpgradePorts(s.upgrades, ALL_DIALOGUES),
     },
-    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: wm.agentEvents, log },
+    { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: wm.agentEvents, log, ...(shared ? { counter: shared } : {}) },
   );
   await agent.start();
   wm.serve(() => agent.activeConnections);
@@ -291,7 +322,8 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
           idleTimeoutMs: s.idleTimeout,
           helloTimeoutMs: s.helloTimeout,
           probeTimeoutMs: s.probeTimeout,
-          maxConnections: Math.ceil(s.maxConnections / workerCount(s)),
+          maxConnections: part(s.maxConnections),
+          maxConnectionsPerClient: part(s.maxConnectionsPerClient),
         });
         log.info({}, 'settings updated by the primary');
       }

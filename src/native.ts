@@ -73,6 +73,27 @@ export interface Layout {
 
 export type Family = 4 | 6;
 
+/** A mapping of the shared connection counts (native/src/conn_table.cc). */
+export interface ConnTable {
+  /**
+   * One more connection held by this worker, of the client with key (kind,
+   * hi, lo). Returns its slot for release (-1: this client is not counted
+   * apart); writes [that client's connections, all connections] of every
+   * worker, the new one included, into the `out` array given at open.
+   */
+  acquire(kind: number, hi: number, lo: number): number;
+  /** One connection fewer: the slot acquire returned. */
+  release(slot: number): void;
+  /** Connections held by every worker. */
+  hostTotal(): number;
+  /** The primary: a column given to a worker (true) or free. */
+  setInUse(column: number, on: boolean): void;
+  /** The primary: zeroes the column of a worker that exited. */
+  resetColumn(column: number): void;
+  /** Unmaps now (the mapping also goes with the object). */
+  close(): void;
+}
+
 export interface Native {
   /** With `maps`, the program is loaded on those existing maps (each must match this build's definition). */
   loadProgram(maps?: Omit<ProgramFds, 'prog'>): ProgramFds;
@@ -96,6 +117,12 @@ export interface Native {
   diagOpen(): number;
   diagListeners(fd: number, family: Family): { addr: string; port: number; v6only: boolean }[];
   diagExists(fd: number, family: Family, localAddr: string, localPort: number, remoteAddr: string, remotePort: number): boolean;
+  /** malloc_trim(0): freed heap pages back to the kernel; true if any were (false where libc is not glibc). */
+  mallocTrim(): boolean;
+  /** A new block of shared connection counts (memfd, close-on-exec): `columns` workers, `entries` per column (a power of two). */
+  connTableCreate(columns: number, entries: number): number;
+  /** Maps a block by its fd; column -1 for the primary's view. */
+  ConnTable: new (fd: number, column: number, out: Uint32Array) => ConnTable;
   layout: Layout;
 }
 

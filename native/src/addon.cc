@@ -2,8 +2,10 @@
 // Module init and the export table of jfe_native. Nothing else.
 #include <napi.h>
 
+#include "conn_table.h"
 #include "diag.h"
 #include "errors.h"
+#include "memory.h"
 #include "sockets.h"
 #include "steer.h"
 
@@ -33,6 +35,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("diagOpen", Napi::Function::New(env, DiagOpen));
 	exports.Set("diagListeners", Napi::Function::New(env, DiagListeners));
 	exports.Set("diagExists", Napi::Function::New(env, DiagExists));
+	exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
+	exports.Set("connTableCreate", Napi::Function::New(env, ConnTableCreate));
+	exports.Set("ConnTable", ConnTableClass(env));
 	exports.Set("layout", Layout(env));
 	return exports;
 }

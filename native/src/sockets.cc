@@ -18,6 +18,7 @@
 
 #include "args.h"
 #include "errors.h"
+#include "fd.h"
 
 namespace jfe {
 
@@ -59,26 +60,6 @@ int Family(Napi::Env env, int v)
 		return AF_INET6;
 	throw Napi::TypeError::New(env, "family must be 4 or 6");
 }
-
-class Fd {
-      public:
-	explicit Fd(int fd) : fd_(fd) {}
-	~Fd()
-	{
-		if (fd_ >= 0)
-			close(fd_);
-	}
-	int get() const { return fd_; }
-	int release()
-	{
-		int fd = fd_;
-		fd_ = -1;
-		return fd;
-	}
-
-      private:
-	int fd_;
-};
 
 // A socket belongs to the netns it was created in; only socket() needs to
 // run inside the target netns. The calling thread goes back at once.

@@ -6,7 +6,10 @@ import type net from 'node:net';
 import type { CertSource } from '../certs/cert-source';
 import type { ChallengeResponder } from './acme-challenges';
 import type { Logger } from '../log';
+import { type ConnectionCounter, type Eviction, LocalConnectionCounter, type Refusal } from './admission';
+import { ConnectionGate } from './connection-gate';
 import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, handleConnection } from './connection';
+import { resetSocket } from './reset-socket';
 import { type AgentListener, openListener } from './listener';
 import { TlsServiceCache } from './tls-services';
 import { ALL_DIALOGUES } from './upgrades';
@@ -24,8 +27,10 @@ export interface SteeringHandle extends BypassHandle {
 export interface AgentOptions extends ConnectionOptions {
   slot: number;
   backlog: number;
-  /** Connections this worker holds at most; more are refused (counted, logged). */
+  /** Connections the host holds at most (every worker, as the counter counts); near it idle ones go, past it new ones are refused. */
   maxConnections: number;
+  /** Connections one client (IPv4 address, IPv6 /64) holds at most on the host. */
+  maxConnectionsPerClient: number;
   upstreamSource: UpstreamSource;
   mark: number;
   /** How long a verdict on whether a destination speaks TLS itself holds. */
@@ -35,7 +40,9 @@ export interface AgentOptions extends ConnectionOptions {
 }
 
 export interface AgentEvents extends ConnectionEvents {
-  refused(): void;
+  refused(reason: Refusal): void;
+  /** A held connection closed before its idle timeout, near the host's cap. */
+  evicted(reason: Eviction): void;
   collision(): void;
 }
 
@@ -46,30 +53,19 @@ export interface AgentDeps {
   challenges?: ChallengeResponder;
   events: AgentEvents;
   log: Logger;
+  /** Where connections are counted: shared by every worker in `jfe run`; this worker alone by default. */
+  counter?: ConnectionCounter;
 }
 
 /** How long a stopping worker keeps accepting after it left its slot. */
 const LISTEN_LINGER_MS = 1000;
-
-/** Logs at most one line per interval for an event that can come in floods. */
-function throttled(intervalMs: number, fn: (count: number) => void): () => void {
-  let last = 0;
-  let count = 0;
-  return () => {
-    count++;
-    const now = Date.now();
-    if (now - last < intervalMs) return;
-    last = now;
-    fn(count);
-    count = 0;
-  };
-}
 
 export class Agent {
   private readonly listeners: AgentListener[] = [];
   private readonly cookies = new Map<Family, bigint | null>();
   private readonly connections = new Set<ConnectionHandle>();
   private dialer: ReturnType<typeof createDialer> | undefined;
+  private gate: ConnectionGate | undefined;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -78,11 +74,11 @@ export class Agent {
 
   /**
    * Settings a SIGHUP may change: read by connections accepted from now on
-   * (open ones keep theirs), and the connection limit of the listeners.
+   * (open ones keep theirs), and the connection limits, which the gate reads
+   * at each decision.
    */
-  reconfigure(change: Partial<Pick<AgentOptions, 'idleTimeoutMs' | 'helloTimeoutMs' | 'probeTimeoutMs' | 'maxConnections'>>): void {
+  reconfigure(change: Partial<Pick<AgentOptions, 'idleTimeoutMs' | 'helloTimeoutMs' | 'probeTimeoutMs' | 'maxConnections' | 'maxConnectionsPerClient'>>): void {
     Object.assign(this.opts, change);
-    for (const l of this.listeners) l.server.maxConnections = this.opts.maxConnections;
   }
 
   get activeConnections(): number {
@@ -103,18 +99,26 @@ export class Agent {
       log,
       opts,
     };
+    const gate = new ConnectionGate(deps.counter ?? new LocalConnectionCounter(), opts, this.connections, deps.events, log);
+    this.gate = gate;
     const onConnection = (socket: net.Socket): void => {
+      const ticket = gate.enter(socket.remoteAddress);
+      if (ticket === null) {
+        socket.on('error', () => undefined);
+        resetSocket(socket);
+        return;
+      }
       // onDone may run before handleConnection returns (a connection that
       // fails at once), so the handle is only tracked if it is still open.
       let handle: ConnectionHandle | undefined;
       let done = false;
       handle = handleConnection(socket, connDeps, () => {
         done = true;
+        gate.leave(ticket);
         if (handle) this.connections.delete(handle);
       });
       if (!done) this.connections.add(handle);
     };
-    const logRefused = throttled(10_000, (count) => log.warn({ count, maxConnections: opts.maxConnections }, 'connection limit reached; refusing connections'));
     for (const family of [4, 6] as const) {
       let l: AgentListener;
       try {
@@ -126,11 +130,6 @@ export class Agent {
         }
         throw err;
       }
-      l.server.maxConnections = opts.maxConnections;
-      l.server.on('drop', () => {
-        deps.events.refused();
-        logRefused();
-      });
       l.server.on('error', (err) => log.error({ err, family }, 'listener error'));
       this.listeners.push(l);
     }
@@ -178,6 +177,7 @@ export class Agent {
     }
     if (this.connections.size > 0) log.warn({ closed: this.connections.size }, 'drain timeout; closing remaining connections');
     for (const c of this.connections) c.destroy();
+    this.gate?.stop();
     this.dialer?.close();
   }
 }

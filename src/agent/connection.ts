@@ -14,6 +14,7 @@ import { SENT_PREFIX_BYTES, tlsAnswer } from './tls-answer';
 import type { TlsServiceCache } from './tls-services';
 import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory, SessionTransform, UpgradeProtocol } from './upgrades/upgrade';
+import type { Tracked } from './idle-tracker';
 import type { Dial, Endpoint } from './upstream';
 
 /** What startRelay() needs beyond the two sockets, when it needs it. */
@@ -39,7 +40,9 @@ export type HandshakeFailure =
   | 'handshake-error'
   | 'no-certificate'
   | 'upgrade-invalid'
-  | 'upgrade-timeout';
+  | 'upgrade-timeout'
+  /** The client closed or reset during the handshake (in TLS 1.3 this includes a client that sent its Finished and left at once). */
+  | 'client-closed';
 export type UpstreamFailure = 'refused' | 'reset' | 'timeout' | 'unreachable' | 'source-port' | 'other';
 
 /** What the connection reports; metrics/ implements it. Every hook must be cheap. */
@@ -50,6 +53,12 @@ export interface ConnectionEvents {
   /** A TLS handshake terminated here completed: seconds from the complete ClientHello (certificate wait included). */
   handshake?(seconds: number): void;
   handshakeFailed(reason: HandshakeFailure): void;
+  /**
+   * A TLS session terminated here completed its handshake, and the client
+   * closed or reset it before sending one byte of application data (what a
+   * scanner or a TLS health check does).
+   */
+  sessionWithoutData(): void;
   upstreamFailed(reason: UpstreamFailure): void;
   closed(kind: ConnectionKind | 'none', result: RelayResult | null): void;
 }
@@ -58,6 +67,7 @@ export const NO_EVENTS: ConnectionEvents = {
   opened: () => undefined,
   bytes: () => undefined,
   handshakeFailed: () => undefined,
+  sessionWithoutData: () => undefined,
   upstreamFailed: () => undefined,
   closed: () => undefined,
 };
@@ -75,6 +85,8 @@ export interface ConnectionOptions {
 }
 
 const DEFAULT_UPGRADE_TIMEOUT_MS = 30_000;
+/** How a relay ends when the client closed it (FIN, reset or a TLS error of its own): not idle, not the service. */
+const CLIENT_ENDINGS: ReadonlySet<RelayResult['reason']> = new Set(['done', 'client-reset', 'client-error']);
 /** Plaintext a SessionTransform may see before it must be done. */
 const MAX_TRANSFORM_BYTES = 64 * 1024;
 /**
@@ -124,10 +136,13 @@ const ignore = (): void => undefined;
 const EMPTY = Buffer.alloc(0);
 
 /** A connection in progress, as the agent tracks it for drain and shutdown. */
-export interface ConnectionHandle {
+export interface ConnectionHandle extends Tracked {
   /** Resets both sides now. */
   destroy(): void;
 }
+
+/** A connection that ended before it began. */
+const GONE: ConnectionHandle = { destroy: ignore, activity: () => 0, openedAt: 0 };
 
 /**
  * Handles one accepted connection. Never throws; every error closes and is
@@ -139,7 +154,7 @@ export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDon
   if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) {
     client.destroy(); // already gone
     onDone();
-    return { destroy: ignore };
+    return GONE;
   }
   client.on('error', ignore);
   const src: Endpoint = { family, address: remoteAddress, port: remotePort };
@@ -153,7 +168,7 @@ export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDon
     deps.events.closed('none', null);
     reset(client);
     onDone();
-    return { destroy: ignore };
+    return GONE;
   }
   const sniffer = new Sniffer(client, upstream, src, dst, deps, onDone);
   sniffer.start();
@@ -180,6 +195,10 @@ class Sniffer implements ConnectionHandle {
   private readonly maxHelloBytes: number;
   /** The outermost client-side socket: the TLSSocket once TLS is terminated. */
   private outer: net.Socket;
+  readonly openedAt = Date.now();
+  /** Bytes the service sent while sniffing, and bytes relayed (plaintext) once relaying. */
+  private upSeen = 0;
+  private relayed = 0;
 
   constructor(
     private readonly client: net.Socket,
@@ -192,6 +211,11 @@ class Sniffer implements ConnectionHandle {
     this.maxHelloBytes = deps.opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
     this.upgrades = deps.upgrades ?? NO_UPGRADES;
     this.outer = client;
+  }
+
+  /** Grows with every byte read either way (sniffed or relayed): what the idle tracker watches. */
+  activity(): number {
+    return this.buffered + this.upSeen + this.relayed;
   }
 
   destroy(): void {
@@ -359,6 +383,7 @@ class Sniffer implements ConnectionHandle {
 
   /** The service spoke first (SMTP, SSH, MySQL, …): plaintext, or an upgrade dialogue. */
   private readonly onUpstreamData = (chunk: Buffer): void => {
+    this.upSeen += chunk.length;
     this.upChunks.push(chunk);
     this.upBuffered += chunk.length;
     const all = this.upChunks.length === 1 ? chunk : Buffer.concat(this.upChunks, this.upBuffered);
@@ -696,7 +721,7 @@ class Sniffer implements ConnectionHandle {
     }, deps.opts.helloTimeoutMs);
     let context: tls.SecureContext;
     try {
-      context = await deps.certs.contextFor({ servername: parsed.sni, localAddress: dst.address });
+      context = await deps.certs.contextFor({ servername: parsed.sni, localAddress: dst.address, clientAddress: this.src.address });
     } catch (err) {
       clearTimeout(deadline);
       deps.log.warn({ err }, 'no certificate for a handshake; closing it');
@@ -718,25 +743,32 @@ class Sniffer implements ConnectionHandle {
     const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ...(alpn.length > 0 ? { ALPNProtocols: alpn } : {}) });
     this.outer = secure;
     let handshaken = false;
-    secure.on('error', (err) => {
-      if (handshaken) return;
+    /** The handshake ended without completing: true for the first caller only (a reset brings 'error', 'end' and 'close'). */
+    let failedOnce = false;
+    const failing = (): boolean => {
+      if (handshaken || failedOnce || this.ended) return false;
+      failedOnce = true;
       clearTimeout(deadline);
+      return true;
+    };
+    secure.on('error', (err: NodeJS.ErrnoException) => {
+      if (!failing()) return;
       if (deps.log.isLevelEnabled('debug')) deps.log.debug({ err, port: dst.port }, 'tls handshake failed');
-      deps.events.handshakeFailed('handshake-error');
+      deps.events.handshakeFailed(err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'client-closed' : 'handshake-error');
       reset(client);
       reset(upstream);
       this.end('none', null);
     });
     // A client that gives up mid-handshake (FIN) is done: nothing to keep half-open.
     secure.once('end', () => {
-      if (handshaken) return;
-      clearTimeout(deadline);
+      if (!failing()) return;
+      deps.events.handshakeFailed('client-closed');
       this.destroy();
       this.end('none', null);
     });
     secure.once('close', () => {
-      if (handshaken) return;
-      clearTimeout(deadline);
+      if (!failing()) return;
+      deps.events.handshakeFailed('client-closed');
       reset(upstream);
       this.end('none', null);
     });
@@ -780,9 +812,15 @@ class Sniffer implements ConnectionHandle {
     else deps.events.opened(kind, this.dst.port, protocol);
     if (sentIn > 0) deps.events.bytes('in', sentIn);
     if (sentOut > 0) deps.events.bytes('out', sentOut);
-    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes: deps.events.bytes, ...(onFirstIn ? { onFirstIn } : {}), ...(onFirstOut ? { onFirstOut } : {}) };
+    const bytes = deps.events.bytes;
+    const onBytes = (direction: 'in' | 'out', n: number): void => {
+      this.relayed += n;
+      bytes(direction, n);
+    };
+    const relayOpts = { idleTimeoutMs: deps.opts.idleTimeoutMs, onBytes, ...(onFirstIn ? { onFirstIn } : {}), ...(onFirstOut ? { onFirstOut } : {}) };
     void relay(client, upstream, relayOpts).then((result) => {
       if (sentIn > 0 || sentOut > 0) result = { ...result, bytesIn: result.bytesIn + sentIn, bytesOut: result.bytesOut + sentOut };
+      if ((kind === 'tls' || kind === 'upgrade') && result.bytesIn === 0 && CLIENT_ENDINGS.has(result.reason)) deps.events.sessionWithoutData();
       if (deps.log.isLevelEnabled('debug')) {
         deps.log.debug({ kind, port: this.dst.port, ...result }, 'connection closed');
       }

@@ -13,8 +13,23 @@ export type PolicyRefusal =
   | 'ask-error'
   | 'dns-mismatch'
   | 'dns-error'
-  | 'rate-limited'
   | 'negative-cache';
+
+/**
+ * Why a name ACME may issue for got no ACME certificate now (the handshake
+ * gets the internal CA's; a later one may get ACME's). A closed set: a metric label.
+ */
+export type AcmeDeferral =
+  /** The orders of the name's registered domain in a window (--rate-limit-domain). */
+  | 'rate-limit-domain'
+  /** All orders in a window (--rate-limit-total). */
+  | 'rate-limit-total'
+  /** The client's share of either window (--rate-limit-client-share). */
+  | 'rate-limit-client'
+  /** A recent order for the name failed: retried after a backoff. */
+  | 'backoff'
+  /** The order is under way and took longer than --issue-wait for this handshake. */
+  | 'issue-wait';
 
 export interface CertEvents {
   /** An attempt to obtain a certificate from an issuer ended (result: ok, error, timeout). */
@@ -23,10 +38,13 @@ export interface CertEvents {
   expiry(name: string, notAfter: Date): void;
   /** A name was refused before any request reached a CA. */
   policyRefused(reason: PolicyRefusal): void;
+  /** A name that may get an ACME certificate did not get one now. */
+  acmeDeferred(reason: AcmeDeferral): void;
 }
 
 export const NO_CERT_EVENTS: CertEvents = {
   issued: () => undefined,
   expiry: () => undefined,
   policyRefused: () => undefined,
+  acmeDeferred: () => undefined,
 };

@@ -6,6 +6,7 @@
 import type { SecureContext } from 'node:tls';
 import { JfeError, isJfeError } from '../errors';
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type CertEvents, NO_CERT_EVENTS } from './cert-events';
 import { canonicalIp, normaliseServername } from './cert-name';
 import type { CertRequest, CertSource } from './cert-source';
@@ -70,6 +71,9 @@ export class CertManager implements CertSource {
   /** Single flight: one issuance per (issuer, name), awaited by every handshake that needs it. */
   private readonly inFlight = new Map<string, Promise<CertEntry>>();
   private readonly renewRetry = new Map<string, RetryState>();
+  /** One line per new name from SNI (attacker input) would let a flood of names write the journal: throttled. */
+  private readonly issuedLog: LogThrottle;
+  private readonly renewedLog: LogThrottle;
   private readonly counts = { issuedTotal: 0, renewedTotal: 0, issueErrorsTotal: 0, renewErrorsTotal: 0, fallbacksTotal: 0 };
 
   constructor(opts: CertManagerOptions) {
@@ -84,6 +88,10 @@ export class CertManager implements CertSource {
     this.renewRetryMinMs = opts.renewRetryMinMs ?? DEFAULT_RENEW_RETRY_MIN_MS;
     this.renewRetryMaxMs = opts.renewRetryMaxMs ?? DEFAULT_RENEW_RETRY_MAX_MS;
     this.events = opts.events ?? NO_CERT_EVENTS;
+    const throttle = (msg: string, what: string): LogThrottle =>
+      new LogThrottle(this.log, { level: 'info', msg, summaryMsg: `more certificates ${what} than logged at info; the rest were logged at debug`, perInterval: 30, intervalMs: 60_000, now: this.now });
+    this.issuedLog = throttle('certificate issued', 'issued');
+    this.renewedLog = throttle('certificate renewed', 'renewed');
   }
 
   /**
@@ -182,10 +190,9 @@ export class CertManager implements CertSource {
     this.renewRetry.delete(name);
     if (renewing) this.counts.renewedTotal++;
     else this.counts.issuedTotal++;
-    this.log.info(
-      { issuer: this.issuer.name, name, serial: entry.info.serial, notAfter: entry.info.notAfter.toISOString(), persisted: entry.info.persisted },
-      renewing ? 'certificate renewed' : 'certificate issued',
-    );
+    (renewing ? this.renewedLog : this.issuedLog).note({
+      issuer: this.issuer.name, name, serial: entry.info.serial, notAfter: entry.info.notAfter.toISOString(), persisted: entry.info.persisted,
+    });
     return entry;
   }
 

@@ -8,6 +8,8 @@ export interface CertRequest {
   servername: string | null;
   /** The address the client dialled (the original destination): the name used without SNI. */
   localAddress: string;
+  /** The client's own address: whose share of the ACME allowance a new name uses (the agent always gives it). */
+  clientAddress?: string;
 }
 
 export interface CertSource {

@@ -6,14 +6,15 @@
 //   (reserving the slot).
 // Nothing here talks to the CA: a refused name costs it nothing.
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type AskOutcome, askAllows } from './ask-url';
 import type { CertEvents, PolicyRefusal } from './cert-events';
 import { canonicalIp, normaliseDnsName } from './cert-name';
 import { LocalAddresses } from './local-addresses';
 import { type ResolveAddresses, type Resolved, createNameResolver } from './name-resolver';
 import type { NamePolicy, PolicyVerdict } from './name-policy';
-import { OrderRateLimits, type RateWindow } from './rate-limits';
-import { RefusalLog } from './refusal-log';
+import { clientKey, clientKeyText } from '../client-key';
+import { OrderRateLimits, type RateLimitHit, type RateWindow } from './rate-limits';
 import { SingleFlight } from './single-flight';
 import { TtlLru } from './ttl-lru';
 
@@ -30,6 +31,11 @@ export const DEFAULT_RATE_LIMIT_TOTAL: readonly RateWindow[] = [
   { count: 50, windowMs: 3_600_000 },
   { count: 300, windowMs: 86_400_000 },
 ];
+/**
+ * A quarter: one stranger's names take at most a quarter of each window
+ * (1 of the 5 hourly orders of a domain), three quarters stay for others.
+ */
+export const DEFAULT_RATE_LIMIT_CLIENT_SHARE = 0.25;
 export const DEFAULT_NEGATIVE_CACHE_TTL_MS = 10 * 60_000;
 export const DEFAULT_NEGATIVE_CACHE_SIZE = 10_000;
 /** Failures (ask or DNS unreachable) may be passing: a refusal for one is remembered at most this long. */
@@ -52,6 +58,8 @@ export interface NamePolicyOptions {
   rateLimitDomain?: readonly RateWindow[];
   /** Orders in total; [] is no limit. */
   rateLimitTotal?: readonly RateWindow[];
+  /** The share of each window one client (IPv4 address, IPv6 /64) may take; 1: no share. */
+  rateLimitClientShare?: number;
   negativeCacheTtlMs?: number;
   negativeCacheSize?: number;
 }
@@ -76,6 +84,16 @@ export function matchesDomain(name: string, pattern: string): boolean {
 interface Refusal {
   reason: PolicyRefusal;
   detail?: Record<string, unknown>;
+}
+/** Not refused, but not now: a rate limit (or the client's share of one) is reached. */
+interface Deferral {
+  limit: RateLimitHit;
+}
+
+/** The client key (an IPv4 address or an IPv6 /64) whose share an order comes from; null: no client. */
+function clientOf(address: string | null): string | null {
+  const k = address === null ? null : clientKey(address);
+  return k === null ? null : clientKeyText(k);
 }
 
 /** Refusals that depend on the name only, and those that also depend on the address dialled. */
@@ -104,7 +122,9 @@ class ConfiguredPolicy implements NamePolicy {
   private readonly negativeTtlMs: number;
   private readonly asks = new SingleFlight<AskOutcome>();
   private readonly lookups = new SingleFlight<Resolved>();
-  private readonly refusals: RefusalLog;
+  /** Names are attacker input: a flood of refusals (or deferrals) must not flood the journal. */
+  private readonly refusals: LogThrottle;
+  private readonly deferrals: LogThrottle;
 
   constructor(
     private readonly opts: NamePolicyOptions,
@@ -125,25 +145,43 @@ class ConfiguredPolicy implements NamePolicy {
     this.limits = new OrderRateLimits({
       perDomain: opts.rateLimitDomain ?? DEFAULT_RATE_LIMIT_DOMAIN,
       total: opts.rateLimitTotal ?? DEFAULT_RATE_LIMIT_TOTAL,
+      clientShare: opts.rateLimitClientShare ?? DEFAULT_RATE_LIMIT_CLIENT_SHARE,
       reservationMs: RESERVATION_MS,
     });
     this.negative = new TtlLru(opts.negativeCacheSize ?? DEFAULT_NEGATIVE_CACHE_SIZE);
     this.negativeTtlMs = opts.negativeCacheTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS;
-    this.refusals = new RefusalLog(this.log, this.now);
+    this.refusals = new LogThrottle(this.log, {
+      level: 'info',
+      msg: 'certificate name refused by policy',
+      summaryMsg: 'more certificate names refused by policy than logged at info; the rest were logged at debug',
+      perInterval: 30,
+      intervalMs: 60_000,
+      now: this.now,
+    });
+    this.deferrals = new LogThrottle(this.log, {
+      level: 'info',
+      msg: 'ACME order put off by a rate limit; the internal CA serves the name meanwhile',
+      summaryMsg: 'more ACME orders put off by a rate limit than logged at info; the rest were logged at debug',
+      perInterval: 30,
+      intervalMs: 60_000,
+      now: this.now,
+    });
     this.describe();
   }
 
-  async check(name: string, dialledAddress: string | null): Promise<PolicyVerdict> {
+  async check(name: string, dialledAddress: string | null, clientAddress: string | null = null): Promise<PolicyVerdict> {
     const ip = dialledAddress === null ? null : (canonicalIp(dialledAddress) ?? dialledAddress);
+    const client = clientOf(clientAddress);
     const cached = this.negative.get(nameKey(name), this.now()) ?? this.negative.get(addressKey(name, ip), this.now());
     if (cached !== undefined) {
       this.deps.events.policyRefused('negative-cache');
-      this.refusals.repeated({ name, dialledAddress: ip, reason: 'negative-cache', cachedReason: cached });
+      // A repeat of a refusal already logged: debug only.
+      this.log.debug({ name, dialledAddress: ip, reason: 'negative-cache', cachedReason: cached }, 'certificate name refused by policy');
       return { ok: false, reason: 'negative-cache' };
     }
-    let refusal: Refusal | null;
+    let refusal: Refusal | Deferral | null;
     try {
-      refusal = await this.evaluate(name, ip);
+      refusal = await this.evaluate(name, ip, client);
     } catch (err) {
       // Never reached by design (each step catches its own failures); if it is,
       // refuse: the client still gets the internal CA's certificate.
@@ -151,25 +189,26 @@ class ConfiguredPolicy implements NamePolicy {
       refusal = { reason: 'dns-error' };
     }
     if (refusal === null) {
-      this.log.debug({ name, dialledAddress: ip }, 'certificate name allowed by policy');
+      this.log.debug({ name, dialledAddress: ip, client }, 'certificate name allowed by policy');
       return { ok: true };
     }
-    return this.refuse(name, ip, refusal);
+    if ('limit' in refusal) return this.defer(name, client, refusal.limit);
+    return this.refuse(name, ip, client, refusal);
   }
 
   recordOrder(name: string): void {
     this.limits.record(name, this.now());
   }
 
-  private async evaluate(name: string, ip: string | null): Promise<Refusal | null> {
+  private async evaluate(name: string, ip: string | null, client: string | null): Promise<Refusal | Deferral | null> {
     const syntax = this.syntax(name);
     if (syntax !== null) return this.remember(nameKey(name), { reason: syntax });
     const byDomain = this.opts.domains.some((d) => matchesDomain(name, d));
     if (!byDomain && this.opts.askUrl === null) return this.remember(nameKey(name), { reason: 'not-allowed' });
     // Before any request leaves the host: a name over the limit costs nothing.
     // Not remembered: the limit frees up on its own, and this check is cheap.
-    const early = this.limits.wouldExceed(name, this.now());
-    if (early !== null) return { reason: 'rate-limited', detail: { limit: early } };
+    const early = this.limits.wouldExceed(name, this.now(), client);
+    if (early !== null) return { limit: early };
     if (ip !== null && !this.isLocal(ip)) return { reason: 'dialled-not-local' };
     if (!byDomain && this.opts.askUrl !== null) {
       const askUrl = this.opts.askUrl;
@@ -188,8 +227,8 @@ class ConfiguredPolicy implements NamePolicy {
     }
     // Checked again, and the slot taken, now that the awaits are over: names
     // checked at the same time cannot all pass a limit that has room for one.
-    const late = this.limits.reserve(name, this.now());
-    if (late !== null) return { reason: 'rate-limited', detail: { limit: late } };
+    const late = this.limits.reserve(name, this.now(), client);
+    if (late !== null) return { limit: late };
     return null;
   }
 
@@ -205,11 +244,18 @@ class ConfiguredPolicy implements NamePolicy {
     return refusal;
   }
 
-  private refuse(name: string, ip: string | null, r: Refusal): PolicyVerdict {
+  private refuse(name: string, ip: string | null, client: string | null, r: Refusal): PolicyVerdict {
     this.deps.events.policyRefused(r.reason);
     // The name is attacker input: logged as a value (bounded), never a metric label.
-    this.refusals.refused({ name: name.slice(0, 253), dialledAddress: ip, reason: r.reason, ...r.detail });
+    this.refusals.note({ name: name.slice(0, 253), dialledAddress: ip, client, reason: r.reason, ...r.detail });
     return { ok: false, reason: r.reason };
+  }
+
+  /** Not remembered in the negative cache: the window frees up on its own, and this check is cheap. */
+  private defer(name: string, client: string | null, limit: RateLimitHit): PolicyVerdict {
+    this.deps.events.acmeDeferred(`rate-limit-${limit}`);
+    this.deferrals.note({ name: name.slice(0, 253), client, limit });
+    return { ok: false, reason: 'rate-limited', limit };
   }
 
   private describe(): void {

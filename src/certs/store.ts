@@ -9,10 +9,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { JfeError, isSystemError } from '../errors';
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type CertEvents, NO_CERT_EVENTS } from './cert-events';
 import { fileSafeName, isIpName, nameFromFileSafe } from './cert-name';
 import { ISSUER_NAME_RE, type IssuedCert } from './issuer';
-import { type StateDir, isTempName } from './state-dir';
+import { type Claim, DiskSlots } from './disk-slots';
+import { STALE_TEMP_MS, type StateDir, isTempName } from './state-dir';
 
 export const CERTS_DIR = 'certs';
 export const CERT_FILE = 'cert.pem';
@@ -26,13 +28,19 @@ export type ContextOptions = Omit<tls.SecureContextOptions, 'key' | 'cert' | 'pf
 export interface CertStoreOptions {
   stateDir: StateDir;
   log: Logger;
-  /** Leaves kept on disk per issuer. Beyond it, new names are served from memory only (and re-issued after a restart or eviction). */
+  /**
+   * Leaves kept on disk per issuer, by every process sharing the state
+   * directory together. Beyond it, new names are served from memory only (and
+   * re-issued after a restart or eviction).
+   */
   maxStoredPerIssuer?: number;
   /** SecureContexts kept in memory, least recently used evicted first. */
   maxContexts?: number;
   contextOptions?: ContextOptions;
   /** Reports the expiry of every certificate held (loaded or taken), for metrics. */
   events?: CertEvents;
+  /** Milliseconds; injected by tests. */
+  now?: () => number;
 }
 
 export interface CertInfo {
@@ -107,9 +115,17 @@ export class CertStore {
   private readonly events: CertEvents;
   /** Leaves on disk, PEM kept in memory so a context miss never waits on the disk (bounded by the cap). */
   private readonly disk = new Map<string, Held>();
+  /** Leaves on disk that this store knows of (loaded, written or adopted), per issuer: for stats. */
   private readonly storedPerIssuer = new Map<string, number>();
-  /** The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an entry to the end. */
-  private readonly contexts = new Map<string, CertEntry>();
+  private readonly slots: DiskSlots;
+  /**
+   * The LRU: a Map iterates in insertion order, so re-inserting on a hit moves an
+   * entry to the end, and the entries are in the order of their last use.
+   */
+  private readonly contexts = new Map<string, { entry: CertEntry; usedAt: number }>();
+  private readonly now: () => number;
+  /** Names are attacker input: one warning per 10 minutes, with a count of the rest. */
+  private readonly fullLog: LogThrottle;
   private notPersistedTotal = 0;
   private writeErrorsTotal = 0;
   private skippedAtLoadTotal = 0;
@@ -120,9 +136,18 @@ export class CertStore {
   ) {
     this.log = opts.log.child({ component: 'cert-store' });
     this.maxStoredPerIssuer = opts.maxStoredPerIssuer ?? DEFAULT_MAX_STORED_PER_ISSUER;
+    this.slots = new DiskSlots(this.maxStoredPerIssuer);
     this.maxContexts = Math.max(1, opts.maxContexts ?? DEFAULT_MAX_CONTEXTS);
+    this.now = opts.now ?? Date.now;
     this.contextOptions = opts.contextOptions ?? {};
     this.events = opts.events ?? NO_CERT_EVENTS;
+    this.fullLog = new LogThrottle(this.log, {
+      level: 'warn',
+      msg: 'certificate store full for this issuer; certificate kept in memory only',
+      summaryMsg: 'more certificates kept in memory only (store full) than logged',
+      perInterval: 1,
+      intervalMs: 600_000,
+    });
   }
 
   /** Opens <state>/certs/ and loads every stored leaf. Throws JFE_ERR_STATE when the directory cannot be used. */
@@ -141,8 +166,9 @@ export class CertStore {
     const hit = this.contexts.get(key);
     if (hit) {
       this.contexts.delete(key);
+      hit.usedAt = this.now();
       this.contexts.set(key, hit);
-      return hit;
+      return hit.entry;
     }
     const held = this.disk.get(key);
     if (!held) return undefined;
@@ -181,7 +207,7 @@ export class CertStore {
   /** What is held for (issuer, name), without making a context or touching the LRU. */
   describe(issuer: string, name: string): CertInfo | undefined {
     const key = keyOf(issuer, name);
-    return this.contexts.get(key)?.info ?? this.disk.get(key)?.info;
+    return this.contexts.get(key)?.entry.info ?? this.disk.get(key)?.info;
   }
 
   /**
@@ -209,30 +235,48 @@ export class CertStore {
       this.disk.set(key, { info, certPem: issued.certPem, keyPem: issued.keyPem });
       return this.remember(key, { info, context });
     }
-    // Take the slot before the first await, so concurrent puts cannot overshoot the cap.
-    const reserved = !wasStored && (this.storedPerIssuer.get(issuer) ?? 0) < this.maxStoredPerIssuer;
-    if (reserved) this.adjustStored(issuer, +1);
-    if (wasStored || reserved) {
-      try {
+    let claim: Claim | 'stored' = 'stored';
+    let dir: string | undefined;
+    try {
+      dir = path.join(await this.stateDir.ensureDir(CERTS_DIR, issuer), fileSafeName(name));
+      // The cap holds for the host: counted on disk, where every worker writes.
+      if (!wasStored) claim = await this.slots.claim(path.dirname(dir), dir);
+      if (claim === 'stored' || claim === 'claimed' || claim === 'exists') {
         await this.write(issuer, name, issued);
         info = { ...info, persisted: true };
+        if (!wasStored) this.adjustStored(issuer, +1);
         this.disk.set(key, { info, certPem: issued.certPem, keyPem: issued.keyPem });
-      } catch (err) {
-        if (reserved) this.adjustStored(issuer, -1);
-        this.writeErrorsTotal++;
-        this.log.warn({ err, issuer, name }, 'cannot store certificate; serving it from memory');
       }
-    } else {
+    } catch (err) {
+      if (claim === 'claimed' && dir !== undefined) await this.slots.release(dir);
+      claim = 'stored'; // not the cap: counted as a write error below
+      this.writeErrorsTotal++;
+      this.log.warn({ err, issuer, name }, 'cannot store certificate; serving it from memory');
+    }
+    if (claim === 'full' || claim === 'busy') {
       this.notPersistedTotal++;
-      // One warning when the cap is first hit, then every 1000th: names are attacker input.
-      const level = this.notPersistedTotal % 1000 === 1 ? 'warn' : 'debug';
-      this.log[level](
-        { issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal },
-        'certificate store full for this issuer; certificate kept in memory only',
-      );
+      this.fullLog.note({ issuer, name, maxStoredPerIssuer: this.maxStoredPerIssuer, notPersistedTotal: this.notPersistedTotal, why: claim });
     }
     this.events.expiry(name, info.notAfter);
     return this.remember(key, { info, context });
+  }
+
+  /**
+   * Drops the contexts not used for `idleMs` (a context is some 30 KB of
+   * OpenSSL memory): after a flood of names, memory goes back down once the
+   * flood ends. Returns how many were dropped. Stored leaves get a new
+   * context at their next handshake; a leaf kept in memory only is issued again.
+   */
+  dropIdleContexts(idleMs: number): number {
+    const cutoff = this.now() - idleMs;
+    let dropped = 0;
+    // Least recently used first: stop at the first one used since the cutoff.
+    for (const [key, c] of this.contexts) {
+      if (c.usedAt > cutoff) break;
+      this.contexts.delete(key);
+      dropped++;
+    }
+    return dropped;
   }
 
   stats(): CertStoreStats {
@@ -251,7 +295,7 @@ export class CertStore {
 
   private remember(key: string, entry: CertEntry): CertEntry {
     this.contexts.delete(key);
-    this.contexts.set(key, entry);
+    this.contexts.set(key, { entry, usedAt: this.now() });
     while (this.contexts.size > this.maxContexts) {
       const oldest = this.contexts.keys().next();
       if (oldest.done === true) break;
@@ -311,6 +355,9 @@ export class CertStore {
       [certPem, keyPem] = await Promise.all([fsp.readFile(path.join(dir, CERT_FILE), 'utf8'), fsp.readFile(path.join(dir, KEY_FILE), 'utf8')]);
     } catch (err) {
       if (isSystemError(err, 'ENOENT')) {
+        // An empty directory is a claim whose writer died before writing (disk-slots.ts): it
+        // holds a slot of the cap, so it goes, once old enough not to be a write under way.
+        if (await removeIfEmptyAndStale(dir)) return;
         skip('cert.pem or key.pem missing', err);
         return;
       }
@@ -326,6 +373,16 @@ export class CertStore {
     this.disk.set(keyOf(issuer, name), { info, certPem, keyPem });
     this.adjustStored(issuer, +1);
     this.events.expiry(name, info.notAfter);
+  }
+}
+
+async function removeIfEmptyAndStale(dir: string): Promise<boolean> {
+  try {
+    if (Date.now() - (await fsp.stat(dir)).mtimeMs < STALE_TEMP_MS) return false;
+    await fsp.rmdir(dir); // fails unless empty
+    return true;
+  } catch {
+    return false;
   }
 }
 

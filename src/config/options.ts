@@ -6,7 +6,7 @@ import { parseDuration } from './duration';
 import { parseListenAddress } from './listen-address';
 import { checkDnsServer, checkIpAddress, normaliseDomainPattern, splitList } from './name-lists';
 import { parsePortSet } from './ports';
-import { parseRateLimit } from './rate-limit';
+import { parseRateLimit, parseShare } from './rate-limit';
 
 export interface OptionDef<T> {
   type: 'string' | 'number' | 'boolean';
@@ -182,9 +182,15 @@ export const OPTIONS = {
   }),
   maxConnections: def({
     type: 'string',
-    describe: 'connections held at most (all workers together); more are refused and counted',
+    describe: 'connections held at most by the host (all workers together); from 80% of it idle connections are closed sooner, at it the longest-idle one makes room, else new ones are refused and counted',
     default: '20000',
     schema: count('max connections', 1, 10_000_000),
+  }),
+  maxConnectionsPerClient: def({
+    type: 'string',
+    describe: 'connections one client (an IPv4 address, an IPv6 /64) holds at most on the host; more from it are refused and counted',
+    default: '2000',
+    schema: count('max connections per client', 1, 10_000_000),
   }),
   drainTimeout: def({
     type: 'string',
@@ -296,6 +302,20 @@ export const OPTIONS = {
     hidden: true,
     schema: duration(0, 3650 * 86_400_000),
   }),
+  maxStoredCerts: def({
+    type: 'string',
+    describe: 'leaves kept on disk per issuer, by all workers together; beyond it new names are served from memory only (for tests)',
+    default: '2000',
+    hidden: true,
+    schema: count('max stored certificates', 1, 1_000_000),
+  }),
+  certCacheIdle: def({
+    type: 'string',
+    describe: 'a certificate\'s TLS context unused for this long leaves a worker\'s memory (made again at its next handshake), so memory goes back down after a flood of names',
+    default: '10m',
+    hidden: true,
+    schema: duration(1000, 7 * 86_400_000),
+  }),
   tlsProbeTtl: def({
     type: 'string',
     describe: 'how long the verdict "this service speaks TLS itself" (or not) is kept',
@@ -362,6 +382,14 @@ export const OPTIONS = {
     describe: 'ACME orders in total: COUNT/PERIOD[,…] or "off"',
     default: '50/1h,300/1d',
     schema: checked(parseRateLimit),
+  }),
+  rateLimitClientShare: def({
+    type: 'string',
+    describe:
+      'the share of each ACME order window (of --rate-limit-domain and of --rate-limit-total) that the names one client asks for may take, ' +
+      'a client being an IPv4 address or an IPv6 /64: a percentage (at least 1 order per window) or "off"',
+    default: '25%',
+    schema: checked(parseShare),
   }),
   negativeCacheTtl: def({
     type: 'string',

@@ -16,6 +16,18 @@ function bad(text: string, why: string): JfeError {
   return new JfeError('JFE_ERR_CONFIG_INVALID', `"${text}" is not a rate limit: ${why}; write COUNT/PERIOD[,COUNT/PERIOD…], e.g. "5/1h,40/7d", or "off"`);
 }
 
+/** A share as a percentage, "25%" (1% to 100%), or "off" (100%: no share). Returns a fraction. */
+export function parseShare(text: string): number {
+  const t = text.trim();
+  if (t === 'off') return 1;
+  const m = /^(\d{1,3})\s*%$/.exec(t);
+  const pct = m ? Number(m[1]) : NaN;
+  if (!(pct >= 1 && pct <= 100)) {
+    throw new JfeError('JFE_ERR_CONFIG_INVALID', `"${text}" is not a share: write a percentage from 1% to 100%, e.g. "25%", or "off"`);
+  }
+  return pct / 100;
+}
+
 /** Parses a rate-limit spec; "off" is no limit (an empty list). Windows come out sorted, shortest first. */
 export function parseRateLimit(text: string): RateWindow[] {
   const t = text.trim();

@@ -51,6 +51,8 @@ interface OrderMessage {
   id: number;
   name: string;
   dialledAddress: string;
+  /** Whose share of the rate limits the order uses; null: a renewal. */
+  clientAddress: string | null;
 }
 interface ReplyMessage {
   type: typeof REPLY_MESSAGE;
@@ -60,7 +62,7 @@ interface ReplyMessage {
 
 function isOrderMessage(m: unknown): m is OrderMessage {
   const o = m as Partial<OrderMessage> | null;
-  return typeof o === 'object' && o !== null && o.type === ORDER_MESSAGE && typeof o.id === 'number' && typeof o.name === 'string' && typeof o.dialledAddress === 'string';
+  return typeof o === 'object' && o !== null && o.type === ORDER_MESSAGE && typeof o.id === 'number' && typeof o.name === 'string' && typeof o.dialledAddress === 'string' && (typeof o.clientAddress === 'string' || o.clientAddress === null);
 }
 function isReplyMessage(m: unknown): m is ReplyMessage {
   const o = m as Partial<ReplyMessage> | null;
@@ -164,7 +166,7 @@ export class AcmeOwner {
   serve(worker: ChildProcess, log: Logger): void {
     worker.on('message', (m: unknown) => {
       if (!isOrderMessage(m)) return;
-      void this.orders.request(m.name, m.dialledAddress).then((reply) => {
+      void this.orders.request(m.name, m.dialledAddress, m.clientAddress).then((reply) => {
         if (!worker.connected) return;
         const msg: ReplyMessage = { type: REPLY_MESSAGE, id: m.id, reply };
         worker.send(msg, (err) => err && log.debug({ err }, 'ACME reply to a worker that went away'));
@@ -188,7 +190,7 @@ export function openAcmeWorker(
     clearTimeout(p.timer);
     p.resolve(m.reply);
   });
-  const requestOrder = (name: string, dialledAddress: string): Promise<OrderReply> =>
+  const requestOrder = (name: string, dialledAddress: string, clientAddress: string | null): Promise<OrderReply> =>
     new Promise((resolve) => {
       const id = nextId++;
       const timer = setTimeout(() => {
@@ -196,7 +198,7 @@ export function openAcmeWorker(
         resolve({ kind: 'error', message: 'the primary did not answer', retryInMs: 5000 });
       }, IPC_TIMEOUT_MS);
       pending.set(id, { resolve, timer });
-      const msg: OrderMessage = { type: ORDER_MESSAGE, id, name, dialledAddress };
+      const msg: OrderMessage = { type: ORDER_MESSAGE, id, name, dialledAddress, clientAddress };
       process.send?.(msg);
     });
   const offset = s.acmeClockOffset;

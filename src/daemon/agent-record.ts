@@ -11,7 +11,10 @@ export interface AgentRecord {
   pid: number;
   /** Field 22 of /proc/<pid>/stat: ticks since boot; with the pid, unique for the boot. */
   startTime: string;
-  /** Incremented by each in-place reload that succeeded. */
+  /**
+   * Which set of worker processes serves: 1 for the workers `jfe run` started,
+   * one more for each in-place reload that succeeded (its new workers).
+   */
   generation: number;
   /** Incremented by each reload attempted (SIGUSR2), successful or not. */
   reloads: number;

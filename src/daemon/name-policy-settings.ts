@@ -6,7 +6,7 @@ import type { Settings } from '../config/load';
 
 /** The settings of the name policy; `jfe run` takes them with the ACME ones. */
 export const NAME_POLICY_OPTION_NAMES = [
-  'domain', 'ask', 'askTimeout', 'publicIp', 'dnsServer', 'rateLimitDomain', 'rateLimitTotal', 'negativeCacheTtl', 'negativeCacheSize',
+  'domain', 'ask', 'askTimeout', 'publicIp', 'dnsServer', 'rateLimitDomain', 'rateLimitTotal', 'rateLimitClientShare', 'negativeCacheTtl', 'negativeCacheSize',
 ] as const;
 export type NamePolicySettings = Settings<(typeof NAME_POLICY_OPTION_NAMES)[number]>;
 
@@ -19,6 +19,7 @@ export function namePolicyOptions(s: NamePolicySettings): NamePolicyOptions {
     dnsServer: s.dnsServer === '' ? null : s.dnsServer,
     rateLimitDomain: s.rateLimitDomain,
     rateLimitTotal: s.rateLimitTotal,
+    rateLimitClientShare: s.rateLimitClientShare,
     negativeCacheTtlMs: s.negativeCacheTtl,
     negativeCacheSize: s.negativeCacheSize,
   };

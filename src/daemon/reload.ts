@@ -16,6 +16,7 @@ export const LIVE_SETTINGS: ReadonlySet<string> = new Set([
   'helloTimeout',
   'probeTimeout',
   'maxConnections',
+  'maxConnectionsPerClient',
   'drainTimeout',
   'listenersInterval',
 ]);

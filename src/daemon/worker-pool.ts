@@ -3,7 +3,7 @@
 // with backoff when it dies. An in-place reload starts a whole new generation
 // beside the current one; once every new worker has registered its sockets,
 // the old generation is retired: told to drain, and never restarted.
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, fork } from 'node:child_process';
 import type { Logger } from '../log';
 
 // Not JFE_…: that prefix is the settings' environment.
@@ -27,6 +27,11 @@ export interface WorkerPoolOptions {
   onFork?(worker: ChildProcess): void;
   /** Every other message a worker sends (for whoever needs them, e.g. metrics). */
   onMessage?(slot: number, message: unknown, worker: ChildProcess): void;
+  /**
+   * What a worker about to be forked is given besides its slot: variables and
+   * one fd (at stdio index 4), and what to do once it has exited.
+   */
+  share?(slot: number): { env: Record<string, string>; fd: number; exited(): void } | null;
 }
 
 export class WorkerPool {
@@ -40,6 +45,7 @@ export class WorkerPool {
 
   constructor(private readonly opts: WorkerPoolOptions) {}
 
+  /** The current generation: 0 before the first promote, 1 for the workers a start promoted, one more per reload. */
   get generation(): number {
     return this.gen;
   }
@@ -131,7 +137,14 @@ export class WorkerPool {
 
   private fork(slot: number, gen: Map<number, ChildProcess>): ChildProcess {
     const [script = '', ...args] = process.argv.slice(1);
-    const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot) }, stdio: 'inherit' });
+    const share = this.opts.share?.(slot) ?? null;
+    const stdio: StdioOptions = share === null ? 'inherit' : ['inherit', 'inherit', 'inherit', 'ipc', share.fd];
+    // --expose-gc: a worker collects once after dropping idle TLS contexts (daemon.ts), whose
+    // OpenSSL memory V8 does not see and so would not collect for it in an idle worker.
+    const execArgv = process.execArgv.includes('--expose-gc') ? process.execArgv : [...process.execArgv, '--expose-gc'];
+    const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot), ...share?.env }, stdio, execArgv });
+    // A worker that never ran (spawn failed) has no 'exit' to free its share.
+    if (w.pid === undefined) w.once('error', () => share?.exited());
     gen.set(slot, w);
     this.live.add(w);
     this.opts.onFork?.(w);
@@ -143,6 +156,7 @@ export class WorkerPool {
     // A send to a worker that just died must not throw out of the primary.
     w.on('error', (err) => this.opts.log.warn({ err, slot }, 'worker channel error'));
     w.on('exit', (code, signal) => {
+      share?.exited();
       this.live.delete(w);
       if (pid !== undefined) this.opts.onExit(pid, slot);
       if (this.retired.delete(w)) return;

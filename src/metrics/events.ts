@@ -5,12 +5,15 @@
 // import of agent/ or certs/; every label goes through a closed set.
 import type { Logger } from '../log';
 import {
+  ACME_DEFERRALS,
   CERT_RESULTS,
   CONNECTION_KINDS,
+  EVICTION_REASONS,
   HANDSHAKE_FAILURES,
   type JfeMetrics,
   MAX_EXPIRY_SERIES,
   POLICY_REFUSALS,
+  REFUSAL_REASONS,
   UPGRADE_PROTOCOLS,
   UPSTREAM_FAILURES,
   bounded,
@@ -21,9 +24,11 @@ export interface ConnectionMetricEvents {
   bytes(direction: 'in' | 'out', n: number): void;
   handshake(seconds: number): void;
   handshakeFailed(reason: string): void;
+  sessionWithoutData(): void;
   upstreamFailed(reason: string): void;
   closed(kind: string, result: unknown): void;
-  refused(): void;
+  refused(reason: string): void;
+  evicted(reason: string): void;
   collision(): void;
 }
 
@@ -31,6 +36,7 @@ export interface CertMetricEvents {
   issued(issuer: string, result: string): void;
   expiry(name: string, notAfter: Date): void;
   policyRefused(reason: string): void;
+  acmeDeferred(reason: string): void;
 }
 
 function portLabel(port: number): string {
@@ -55,14 +61,20 @@ export function connectionEvents(m: JfeMetrics, log: Logger): ConnectionMetricEv
     handshakeFailed(reason) {
       m.handshakeFailuresTotal.inc({ reason: bounded(HANDSHAKE_FAILURES, reason) });
     },
+    sessionWithoutData() {
+      m.sessionsWithoutDataTotal.inc();
+    },
     upstreamFailed(reason) {
       m.upstreamConnectFailuresTotal.inc({ reason: bounded(UPSTREAM_FAILURES, reason) });
     },
     closed() {
       // jfe_connections_active is read from the agent at scrape time.
     },
-    refused() {
-      m.connectionsRefusedTotal.inc();
+    refused(reason) {
+      m.connectionsRefusedTotal.inc({ reason: bounded(REFUSAL_REASONS, reason) });
+    },
+    evicted(reason) {
+      m.connectionsEvictedTotal.inc({ reason: bounded(EVICTION_REASONS, reason) });
     },
     collision() {
       m.sourcePortCollisionsTotal.inc();
@@ -97,6 +109,9 @@ export function certEvents(m: JfeMetrics, maxNames = MAX_EXPIRY_SERIES): CertMet
     },
     policyRefused(reason) {
       m.policyRefusalsTotal.inc({ reason: bounded(POLICY_REFUSALS, reason) });
+    },
+    acmeDeferred(reason) {
+      m.acmeDeferralsTotal.inc({ reason: bounded(ACME_DEFERRALS, reason) });
     },
   };
 }

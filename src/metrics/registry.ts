@@ -7,15 +7,18 @@ import type { CounterName } from '../bpf/maps';
 
 export const CONNECTION_KINDS = ['tls', 'plain', 'passthrough', 'upgrade', 'other'] as const;
 export const HANDSHAKE_FAILURES = [
-  'hello-invalid', 'hello-timeout', 'handshake-timeout', 'handshake-error', 'no-certificate', 'upgrade-invalid', 'upgrade-timeout', 'other',
+  'hello-invalid', 'hello-timeout', 'handshake-timeout', 'handshake-error', 'client-closed', 'no-certificate', 'upgrade-invalid', 'upgrade-timeout', 'other',
 ] as const;
 export const UPSTREAM_FAILURES = ['refused', 'reset', 'timeout', 'unreachable', 'source-port', 'other'] as const;
 export const UPGRADE_PROTOCOLS = ['postgres', 'smtp', 'imap', 'pop3', 'mysql', 'other'] as const;
 export const CERT_RESULTS = ['ok', 'error', 'timeout'] as const;
 export const POLICY_REFUSALS = [
-  'invalid-name', 'ip-literal', 'wildcard', 'not-allowed', 'dialled-not-local', 'ask-refused', 'ask-error', 'dns-mismatch', 'dns-error', 'rate-limited', 'negative-cache', 'other',
+  'invalid-name', 'ip-literal', 'wildcard', 'not-allowed', 'dialled-not-local', 'ask-refused', 'ask-error', 'dns-mismatch', 'dns-error', 'negative-cache', 'other',
 ] as const;
+export const ACME_DEFERRALS = ['rate-limit-domain', 'rate-limit-total', 'rate-limit-client', 'backoff', 'issue-wait', 'other'] as const;
 export const DIRECTIONS = ['in', 'out'] as const;
+export const REFUSAL_REASONS = ['host-limit', 'client-limit', 'other'] as const;
+export const EVICTION_REASONS = ['idle-overload', 'make-room', 'other'] as const;
 /** Why the BPF program let a connection go to the kernel's own lookup (bpf/jfe.h). */
 export const BPF_PASS_REASONS = ['not-tcp', 'port', 'loopback', 'bypass', 'no-listener', 'no-socket', 'assign-failed'] as const;
 export const COLLECTION_SOURCES = ['bpf', 'worker'] as const;
@@ -64,12 +67,15 @@ export interface JfeMetrics {
   readonly bytesPending: Record<'in' | 'out', number>;
   readonly handshakeSeconds: Histogram;
   readonly handshakeFailuresTotal: Counter<'reason'>;
+  readonly sessionsWithoutDataTotal: Counter;
   readonly upstreamConnectFailuresTotal: Counter<'reason'>;
-  readonly connectionsRefusedTotal: Counter;
+  readonly connectionsRefusedTotal: Counter<'reason'>;
+  readonly connectionsEvictedTotal: Counter<'reason'>;
   readonly sourcePortCollisionsTotal: Counter;
   readonly certificatesIssuedTotal: Counter<'issuer' | 'result'>;
   readonly certificateExpiry: Gauge<'name'>;
   readonly policyRefusalsTotal: Counter<'reason'>;
+  readonly acmeDeferralsTotal: Counter<'reason'>;
   readonly collectionErrorsTotal: Counter<'source'>;
   /** Supplies the live count once the worker's agent exists. */
   setActiveConnections(fn: () => number): void;
@@ -141,6 +147,11 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     labelNames: ['reason'],
     registers,
   });
+  const sessionsWithoutDataTotal = new Counter({
+    name: 'jfe_tls_sessions_without_data_total',
+    help: 'TLS sessions terminated here whose handshake completed, then closed or reset by the client before it sent any application data (scanners, TLS health checks).',
+    registers,
+  });
   const upstreamConnectFailuresTotal = new Counter({
     name: 'jfe_upstream_connect_failures_total',
     help: 'Connections to the service that failed, by reason; the client was reset.',
@@ -149,7 +160,14 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   });
   const connectionsRefusedTotal = new Counter({
     name: 'jfe_connections_refused_total',
-    help: 'Connections refused because the connection limit (--max-connections) was reached.',
+    help: 'Connections refused (reset) at accept, by reason: host-limit (--max-connections, all workers, with no idle connection to close), client-limit (--max-connections-per-client).',
+    labelNames: ['reason'],
+    registers,
+  });
+  const connectionsEvictedTotal = new Counter({
+    name: 'jfe_connections_evicted_total',
+    help: 'Held connections closed near the host\'s connection cap, by reason: idle-overload (silent longer than the shortened idle timeout), make-room (the longest-silent, closed for a new connection at the cap).',
+    labelNames: ['reason'],
     registers,
   });
   const sourcePortCollisionsTotal = new Counter({
@@ -173,6 +191,13 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   const policyRefusalsTotal = new Counter({
     name: 'jfe_policy_refusals_total',
     help: 'Certificate names refused by the name policy before any request reached a CA, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+
+  const acmeDeferralsTotal = new Counter({
+    name: 'jfe_acme_deferrals_total',
+    help: 'Names the policy lets ACME issue for that got no ACME certificate now (the internal CA\'s meanwhile), by reason.',
     labelNames: ['reason'],
     registers,
   });
@@ -222,7 +247,10 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   for (const reason of HANDSHAKE_FAILURES) handshakeFailuresTotal.inc({ reason }, 0);
   for (const reason of UPSTREAM_FAILURES) upstreamConnectFailuresTotal.inc({ reason }, 0);
   for (const reason of POLICY_REFUSALS) policyRefusalsTotal.inc({ reason }, 0);
+  for (const reason of ACME_DEFERRALS) acmeDeferralsTotal.inc({ reason }, 0);
   for (const protocol of UPGRADE_PROTOCOLS) upgradesTotal.inc({ protocol }, 0);
+  for (const reason of REFUSAL_REASONS) connectionsRefusedTotal.inc({ reason }, 0);
+  for (const reason of EVICTION_REASONS) connectionsEvictedTotal.inc({ reason }, 0);
   for (const source of COLLECTION_SOURCES) collectionErrorsTotal.inc({ source }, 0);
 
   return {
@@ -234,12 +262,15 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     bytesPending,
     handshakeSeconds,
     handshakeFailuresTotal,
+    sessionsWithoutDataTotal,
     upstreamConnectFailuresTotal,
     connectionsRefusedTotal,
+    connectionsEvictedTotal,
     sourcePortCollisionsTotal,
     certificatesIssuedTotal,
     certificateExpiry,
     policyRefusalsTotal,
+    acmeDeferralsTotal,
     collectionErrorsTotal,
     setActiveConnections(fn) {
       active = fn;

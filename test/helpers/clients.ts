@@ -2,6 +2,7 @@
 // Clients made from the test process inside a world's client namespace (raw
 // TCP, or TLS over it), how a connection ended, and the steering checks and
 // process lookups that the data-path tests (bulk, hostile, crash) share.
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -11,8 +12,8 @@ import type { RunningJfe } from './jfe';
 import type { Ns, World } from './netns';
 import { runSync } from './spawn';
 
-/** A TCP connection from `ns` (allowHalfOpen: ending our side leaves theirs open). */
-export function connectRaw(ns: Ns, host: string, port: number, timeoutMs = 10_000): Promise<net.Socket> {
+/** A TCP connection from `ns` (allowHalfOpen: ending our side leaves theirs open), from `localAddress` when given. */
+export function connectRaw(ns: Ns, host: string, port: number, timeoutMs = 10_000, localAddress?: string): Promise<net.Socket> {
   const family: Family = net.isIPv6(host) ? 6 : 4;
   return new Promise((resolve, reject) => {
     const sock = new net.Socket({ fd: native().tcpSocket(family, ns.fd), readable: true, writable: true, allowHalfOpen: true });
@@ -24,7 +25,7 @@ export function connectRaw(ns: Ns, host: string, port: number, timeoutMs = 10_00
       clearTimeout(timer);
       reject(err);
     });
-    sock.connect(port, host, () => {
+    sock.connect({ port, host, ...(localAddress === undefined ? {} : { localAddress }) }, () => {
       clearTimeout(timer);
       sock.removeAllListeners('error');
       resolve(sock);
@@ -192,6 +193,20 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The leaf a TLS handshake with SNI `name` (null: none) gets on srv4:8080 (unverified: the test inspects it), from `localAddress` when given. */
+export async function leafFor(w: World, name: string | null, timeoutMs = 30_000, localAddress?: string): Promise<X509Certificate> {
+  const raw = await connectRaw(w.cli, w.srv4, 8080, timeoutMs, localAddress);
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ socket: raw, rejectUnauthorized: false, ...(name === null ? {} : { servername: name }) }, () => {
+      const der = s.getPeerCertificate().raw;
+      s.destroy();
+      resolve(new X509Certificate(der));
+    });
+    s.setTimeout(timeoutMs, () => s.destroy(new Error('handshake timed out')));
+    s.once('error', reject);
+  });
 }
 
 /** Polls `fn` until it resolves truthy or the time is up; returns the last value. */

@@ -2,6 +2,7 @@
 // Debian's Pebble (a real RFC 8555 server) and pebble-challtestsrv (its DNS)
 // run in a world's CLIENT namespace, so Pebble's validation connections come
 // from outside the server namespace and are steered like any client's.
+import type { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { World } from './netns';
@@ -20,6 +21,9 @@ export interface Pebble extends Daemon {
   /** Pebble's current issuing root (PEM), for clients' --cacert. */
   rootPem(): Promise<string>;
 }
+
+/** A leaf Pebble issued (not jfe's internal CA's). */
+export const isPebbleLeaf = (c: X509Certificate): boolean => c.issuer.includes('Pebble');
 
 const PEBBLE_PORT = 14000;
 const MANAGEMENT_PORT = 15000;

@@ -119,6 +119,15 @@ http {
   return { ...spawnIn(w, w.srv, ['nginx', '-c', confFile, '-p', dir], 'nginx'), accessLog };
 }
 
+/** nginx answering "nginx-plain" in plaintext on `ports` (80 and 443: the ports ACME validates on). */
+export async function startPlainNginx(w: World, ports: number[]): Promise<Daemon & { accessLog: string }> {
+  const dir = path.join(w.tmp, `nginx-${ports.join('-')}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const d = spawnNginx(w, dir, `server { ${ports.map((p) => `listen ${p};`).join(' ')} location / { return 200 "nginx-plain\\n"; } }`);
+  for (const port of ports) await waitForPort(w, w.srv4, port);
+  return d;
+}
+
 export interface Nginx extends Daemon {
   accessLog: string;
   /** A file of `bigBytes` random bytes served at /big. */

@@ -5,17 +5,15 @@
 // certificates reused after a restart, renewal when due, and the internal CA
 // as the fallback while the CA is slow, with a later handshake served by ACME.
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { test } from 'node:test';
-import { connectRaw, eventually } from '../helpers/clients';
+import { eventually, leafFor } from '../helpers/clients';
 import { type RunningJfe, startJfe } from '../helpers/jfe';
 import { type World, createWorld } from '../helpers/netns';
-import { startChallTestSrv, startPebble } from '../helpers/pebble';
+import { isPebbleLeaf, startChallTestSrv, startPebble } from '../helpers/pebble';
 import { requireRoot } from '../helpers/root';
-import { spawnIn, spawnNginx, waitForPort } from '../helpers/servers';
+import { spawnIn, startPlainNginx, waitForPort } from '../helpers/servers';
 import { run } from '../helpers/spawn';
 
 /** The operator's --ask endpoint, in the client namespace: 200 for names starting "ask-ok.", 403 for others; every request logged. */
@@ -37,30 +35,6 @@ async function startAskServer(w: World): Promise<{ url: string; log: string }> {
   return { url: `http://${w.cli4}:${port}/check`, log };
 }
 
-/** nginx answering plaintext on `ports` (80 and 443: the ports ACME validates on). */
-async function startPlainNginx(w: World, ports: number[]): Promise<{ accessLog: string; stop(): Promise<void> }> {
-  const dir = path.join(w.tmp, `nginx-${ports.join('-')}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const d = spawnNginx(w, dir, `server { ${ports.map((p) => `listen ${p};`).join(' ')} location / { return 200 "nginx-plain\\n"; } }`);
-  for (const port of ports) await waitForPort(w, w.srv4, port);
-  return d;
-}
-
-/** The leaf a TLS handshake with SNI `name` gets (unverified: the test inspects it). */
-async function leafFor(w: World, name: string | null, timeoutMs = 30_000): Promise<X509Certificate> {
-  const raw = await connectRaw(w.cli, w.srv4, 8080, timeoutMs);
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ socket: raw, rejectUnauthorized: false, ...(name === null ? {} : { servername: name }) }, () => {
-      const der = s.getPeerCertificate().raw;
-      s.destroy();
-      resolve(new X509Certificate(der));
-    });
-    s.setTimeout(timeoutMs, () => s.destroy(new Error('handshake timed out')));
-    s.once('error', reject);
-  });
-}
-
-const isPebbleLeaf = (c: X509Certificate): boolean => c.issuer.includes('Pebble');
 
 test('ACME certificates from Pebble, answered and guarded by jfe', { timeout: 300_000 }, async (t) => {
   if (!requireRoot(t, ['nginx', 'curl', 'pebble', 'pebble-challtestsrv', 'openssl'])) return;

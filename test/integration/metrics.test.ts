@@ -12,24 +12,12 @@ import { test } from 'node:test';
 import { native } from '../../src/native';
 import { connectRaw, eventually, waitSteered } from '../helpers/clients';
 import { startJfe } from '../helpers/jfe';
+import { METRICS_PORT, type Sample, scrapeMetrics } from '../helpers/metrics';
 import { createWorld } from '../helpers/netns';
 import { requireRoot } from '../helpers/root';
 import { spawnIn, startNginx, waitForPort } from '../helpers/servers';
 import { BIN, run, runSync } from '../helpers/spawn';
 
-const METRICS_PORT = 9464;
-
-type Sample = Map<string, number>;
-
-function parse(text: string): Sample {
-  const out: Sample = new Map();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
 
 test('/metrics counts real traffic exactly; /healthz', async (t) => {
   if (!requireRoot(t, ['nginx', 'curl'])) return;
@@ -43,11 +31,7 @@ test('/metrics counts real traffic exactly; /healthz', async (t) => {
   await waitSteered(w, 9300);
 
   const curl = (args: string[]) => run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '10', ...args]);
-  const scrape = async (): Promise<Sample> => {
-    const r = await curl([`http://${w.srv4}:${METRICS_PORT}/metrics`]);
-    assert.equal(r.status, 0, r.stderr);
-    return parse(r.stdout);
-  };
+  const scrape = (): Promise<Sample> => scrapeMetrics(w);
   const https = async (): Promise<void> => {
     const r = await curl(['--cacert', jfe.caFile, `https://${w.srv4}:8080/`]);
     assert.equal(r.stdout, 'nginx-plain\n', r.stderr);
@@ -171,11 +155,7 @@ test('a name the ACME policy refuses is counted, and no order is placed', async 
   const jfe = await startJfe(w, ['--issuer', 'acme', '--acme-directory', 'https://127.0.0.1:9/dir', '--domain', 'allowed.test', '--metrics-listen', `${w.srv4}:${METRICS_PORT}`]);
   void jfe;
   await waitSteered(w, 8080);
-  const scrape = async (): Promise<Sample> => {
-    const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '--max-time', '10', `http://${w.srv4}:${METRICS_PORT}/metrics`]);
-    assert.equal(r.status, 0, r.stderr);
-    return parse(r.stdout);
-  };
+  const scrape = (): Promise<Sample> => scrapeMetrics(w);
   const before = await scrape();
   // SNI refused.example: refused by policy, served with the internal CA's certificate for the address.
   const r = await run('ip', ['netns', 'exec', w.cli.name, 'curl', '-sS', '-k', '--max-time', '15', '--resolve', `refused.example:8080:${w.srv4}`, 'https://refused.example:8080/']);

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { openSteering } from '../../src/bpf/steering';
+import { agentRecordPath, readAgentRecord } from '../../src/daemon/agent-record';
 import { connectTls, eventually, httpGet, isAlive, jfePids, waitSteered } from '../helpers/clients';
 import { startJfe } from '../helpers/jfe';
 import type { LoadConfig, LoadResult } from '../helpers/load-gen';
@@ -108,6 +109,7 @@ test('restarts under load lose no request; SIGTERM drains', async (t) => {
   // An in-place reload of the new instance.
   const gen0 = jfePids(jfe2).filter((p) => !pids1.includes(p) && p !== jfe2.proc.pid);
   const tReload = Date.now() - t0;
+  const recordBefore = readAgentRecord(agentRecordPath(w.runDir, fs.statSync(w.srv.path).ino));
   const restart = await run('ip', ['netns', 'exec', w.srv.name, process.execPath, BIN.jfe, 'restart', '--run-dir', w.runDir], { timeoutMs: 100_000 });
   const afterReload = slotSockets(w);
   await sleep(2000);
@@ -136,7 +138,9 @@ test('restarts under load lose no request; SIGTERM drains', async (t) => {
 
   await t.test('jfe restart reloaded in place: new sockets, same primary', () => {
     assert.equal(restart.status, 0, restart.stderr);
-    assert.match(restart.stdout, /^reloaded: pid \d+, worker generation 2;/);
+    assert.equal(recordBefore?.generation, 1, 'the workers jfe run started are generation 1');
+    assert.match(restart.stdout, /^reloaded: pid \d+, worker generation 2 \(the workers jfe run started are generation 1/);
+    assert.equal(readAgentRecord(agentRecordPath(w.runDir, fs.statSync(w.srv.path).ino))?.generation, 2);
     assert.equal(afterReload.slotCount, 2);
     for (const [slot, cookie] of afterReload.v4) assert.notEqual(cookie, afterTakeover.v4.get(slot), `slot ${slot} not reloaded`);
     assert.ok(isAlive(jfe2.proc.pid ?? 0), 'the primary survives its reload');

@@ -13,8 +13,8 @@ import type { CertEntry, CertStore } from '../store';
 import { ACME_STORE_ISSUER, type OrderReply } from './acme-orders';
 import { acmeRenewalDue } from './renewal';
 
-/** How a worker reaches the order owner. */
-export type RequestOrder = (name: string, dialledAddress: string) => Promise<OrderReply>;
+/** How a worker reaches the order owner. clientAddress: null for a renewal (no client's share is used). */
+export type RequestOrder = (name: string, dialledAddress: string, clientAddress: string | null) => Promise<OrderReply>;
 
 export interface AcmeCertSourceOptions {
   store: CertStore;
@@ -60,7 +60,7 @@ export class AcmeCertSource implements CertSource {
       if (Date.now() < until) return this.opts.internal.contextFor(req);
       this.negative.delete(name);
     }
-    return this.waitBounded(this.obtain(name, canonicalIp(req.localAddress) ?? req.localAddress), req);
+    return this.waitBounded(this.obtain(name, canonicalIp(req.localAddress) ?? req.localAddress, req.clientAddress ?? null), req);
   }
 
   /** Resolves when no request is pending (tests, drain). */
@@ -73,26 +73,29 @@ export class AcmeCertSource implements CertSource {
     const timeout = new Promise<null>((resolve) => {
       timer = setTimeout(() => resolve(null), this.opts.issueWaitMs);
     });
-    const entry = await Promise.race([p, timeout]);
+    let waited = false;
+    const entry = await Promise.race([p, timeout.then(() => ((waited = true), null))]);
     clearTimeout(timer);
     if (entry) return entry.context;
+    // The order goes on; this handshake gets the internal CA's certificate, a later one ACME's.
+    if (waited) this.opts.events.acmeDeferred('issue-wait');
     return this.opts.internal.contextFor(req);
   }
 
   /** One request per name in this worker; the owner makes it one order across workers. */
-  private obtain(name: string, dialledAddress: string): Promise<CertEntry | null> {
+  private obtain(name: string, dialledAddress: string, clientAddress: string | null): Promise<CertEntry | null> {
     let p = this.inFlight.get(name);
     if (!p) {
-      p = this.ask(name, dialledAddress).finally(() => this.inFlight.delete(name));
+      p = this.ask(name, dialledAddress, clientAddress).finally(() => this.inFlight.delete(name));
       this.inFlight.set(name, p);
     }
     return p;
   }
 
-  private async ask(name: string, dialledAddress: string): Promise<CertEntry | null> {
+  private async ask(name: string, dialledAddress: string, clientAddress: string | null): Promise<CertEntry | null> {
     let reply: OrderReply;
     try {
-      reply = await this.opts.requestOrder(name, dialledAddress);
+      reply = await this.opts.requestOrder(name, dialledAddress, clientAddress);
     } catch (err) {
       reply = { kind: 'error', message: (err as Error).message, retryInMs: this.opts.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS };
     }
@@ -128,7 +131,7 @@ export class AcmeCertSource implements CertSource {
     const until = this.negative.get(name);
     if (until !== undefined && Date.now() < until) return;
     this.renewing.add(name);
-    void this.obtain(name, dialledAddress)
+    void this.obtain(name, dialledAddress, null)
       .then((entry) => {
         if (entry) this.log.info({ name, serial: entry.info.serial, notAfter: entry.info.notAfter.toISOString() }, 'ACME certificate renewed');
         else this.log.warn({ name }, 'ACME renewal not done yet; keeping the current certificate');

@@ -57,20 +57,23 @@ export class AcmeOrders {
   }
 
   /**
-   * A certificate for `name` (normalised DNS name) for a client that dialled
-   * `dialledAddress` (null: no client, a background renewal): the stored one
-   * while it is not due for renewal, else a new order, if policy allows.
-   * Never rejects.
+   * A certificate for `name` (normalised DNS name) for a client at
+   * `clientAddress` that dialled `dialledAddress` (both null: no client, a
+   * background renewal): the stored one while it is not due for renewal, else
+   * a new order, if policy allows. Never rejects.
    */
-  async request(name: string, dialledAddress: string | null): Promise<OrderReply> {
+  async request(name: string, dialledAddress: string | null, clientAddress: string | null = null): Promise<OrderReply> {
     if (dialledAddress !== null) this.noteDialled(name, dialledAddress);
     const stored = await this.readStored(name);
     if (stored && !acmeRenewalDue(stored.info, this.now())) return { kind: 'cert', certPem: stored.certPem, keyPem: stored.keyPem };
     const pending = this.inFlight.get(name);
     if (pending) return pending;
     const b = this.backoff.get(name);
-    if (b && this.now() < b.atMs) return { kind: 'error', message: 'a recent order failed; waiting before the next', retryInMs: b.atMs - this.now() };
-    const verdict = await this.opts.policy.check(name, dialledAddress);
+    if (b && this.now() < b.atMs) {
+      this.opts.events.acmeDeferred('backoff');
+      return { kind: 'error', message: 'a recent order failed; waiting before the next', retryInMs: b.atMs - this.now() };
+    }
+    const verdict = await this.opts.policy.check(name, dialledAddress, clientAddress);
     if (!verdict.ok) return { kind: 'refused', reason: verdict.reason };
     // Checked again: another request may have started the order during the policy's await.
     const started = this.inFlight.get(name);

@@ -34,7 +34,7 @@ export const restartCommand: CommandModule = {
         const ok = now.generation > before.generation;
         process.stdout.write(
           s.json ? `${JSON.stringify({ reloaded: ok, pid: now.pid, generation: now.generation, error: now.lastReloadError ?? null })}\n`
-            : ok ? `reloaded: pid ${now.pid}, worker generation ${now.generation}; the previous workers drain\n`
+            : ok ? `reloaded: pid ${now.pid}, worker generation ${now.generation} (the workers jfe run started are generation 1; each reload starts the next); the previous workers drain\n`
               : `reload failed (${now.lastReloadError ?? 'unknown'}); the previous workers keep serving\n`,
         );
         setExitCode(ok ? EXIT.ok : EXIT.error);

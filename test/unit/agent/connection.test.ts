@@ -22,7 +22,7 @@ import { TlsServiceCache } from '../../../src/agent/tls-services';
 import { UpgradeRegistry } from '../../../src/agent/upgrades/registry';
 import { adoptWithReusedReads, socketWithReusedReads } from '../../../src/agent/reused-reads';
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
-import type { CertSource } from '../../../src/certs/cert-source';
+import type { CertRequest, CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
 import { HOST, type Pem, listen, readAll, readN, selfSigned, sha } from './loopback';
 
@@ -266,6 +266,8 @@ interface RigOptions {
   countReads?: boolean;
   /** Upgrade dialogues by the rig's port (the destination port the connection sees). */
   upgrades?: (port: number) => UpgradeRegistry;
+  /** The certificate side (default: the stub with the agent's certificate). */
+  certs?: CertSource;
 }
 
 interface Rig {
@@ -287,6 +289,7 @@ function recorder(conn: Conn): ConnectionEvents {
     opened: rec('opened'),
     bytes: rec('bytes'),
     handshakeFailed: rec('handshakeFailed'),
+    sessionWithoutData: rec('sessionWithoutData'),
     upstreamFailed: rec('upstreamFailed'),
     closed: rec('closed'),
   };
@@ -323,7 +326,7 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
     sockets.push(sock);
     if (o.countReads) sock.on('data', () => conn.reads++);
     conns.push(conn);
-    const deps = { dial, certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts, upgrades };
+    const deps = { dial, certs: o.certs ?? certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts, upgrades };
     conn.handle = handleConnection(sock, deps, () => {
       conn.doneCount++;
       markDone();
@@ -404,6 +407,15 @@ async function tlsClient(rig: Rig, o: tls.ConnectionOptions = {}): Promise<TlsCl
   return { sock, random };
 }
 
+/** A TLS client over a TCP socket of its own, so a test can reset the connection under it; resolves after the handshake. */
+async function scannerClient(rig: Rig, maxVersion: tls.SecureVersion): Promise<{ sock: net.Socket; tlsSock: tls.TLSSocket }> {
+  const sock = net.connect({ host: HOST, port: rig.port });
+  rig.sockets.push(sock);
+  await once(sock, 'connect');
+  const { sock: tlsSock } = await tlsClient(rig, { maxVersion, socket: sock });
+  return { sock, tlsSock };
+}
+
 /** Every byte the service received on `conn`. */
 function bytesOf(conn: ServiceConn): Buffer {
   return Buffer.concat(conn.received);
@@ -454,6 +466,29 @@ describe('handleConnection, plaintext', () => {
     ]);
     assert.deepEqual(bytesCounted(conn), { in: 12, out: 13 });
     assert.equal(service.accepted.items.length, 1);
+  });
+
+  test('activity (what the idle tracker watches) grows with each byte either way, sniffed or relayed, and not otherwise', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock } = plainClient(rig);
+    await once(sock, 'connect');
+    const conn = await rig.conns.at(0);
+    const handle = conn.handle;
+    assert.ok(handle);
+    await delay(50);
+    assert.equal(handle.activity(), 0, 'a silent client: nothing moved');
+    assert.ok(Date.now() - handle.openedAt < 5000);
+    sock.write('PING\r\n');
+    await readN(sock, 7);
+    const after = handle.activity();
+    assert.ok(after >= 6 + 7, `sniffed and relayed bytes counted (${after})`);
+    await delay(50);
+    assert.equal(handle.activity(), after, 'silence moves nothing');
+    sock.write('PONG\r\n');
+    await readN(sock, 7);
+    assert.equal(handle.activity(), after + 6 + 7);
+    sock.destroy();
   });
 
   test('5 MB client→service arrive byte-exact (sha256); closed counts every byte', LIMIT, async (t) => {
@@ -705,6 +740,15 @@ describe('handleConnection, TLS', () => {
     }
   });
 
+  test('the certificate request carries the SNI, the address dialled and the client\'s address (for its share of the ACME allowance)', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const asked: CertRequest[] = [];
+    const rig = await makeRig(t, { service, certs: { contextFor: (req) => (asked.push(req), certs.contextFor(req)) } });
+    const c = await tlsClient(rig);
+    assert.deepEqual(asked, [{ servername: 'test.example', localAddress: HOST, clientAddress: c.sock.localAddress }]);
+    c.sock.destroy();
+  });
+
   test('ALPN: h2 is never offered to a plaintext service; http/1.1 is', LIMIT, async (t) => {
     const service = await startService(t, 'plain', plaintext(echoLines));
     const rig = await makeRig(t, { service });
@@ -881,6 +925,44 @@ describe('handleConnection, failures', () => {
     assert.equal(bytesOf(session).length, 0);
   });
 
+  test('a scanner on TLS 1.2 (handshake done, then a reset): counted as a session without data', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock } = await scannerClient(rig, 'TLSv1.2');
+    sock.resetAndDestroy();
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['opened', 'tls', rig.port],
+      ['sessionWithoutData'],
+      ['closed', 'tls', { bytesIn: 0, bytesOut: 0, reason: 'client-reset' }],
+    ]);
+  });
+
+  for (const how of ['reset', 'FIN'] as const) {
+    test(`a scanner on TLS 1.3 (its handshake done, then a ${how}): counted, as client-closed or as a session without data`, LIMIT, async (t) => {
+      const service = await startService(t, 'plain', plaintext(echoLines));
+      const rig = await makeRig(t, { service });
+      const { sock, tlsSock } = await scannerClient(rig, 'TLSv1.3');
+      if (how === 'reset') sock.resetAndDestroy();
+      else tlsSock.destroy(); // a FIN with no close_notify
+      const calls = await finished(await rig.conns.at(0));
+      // Whether jfe read the client's Finished before the reset is a race the client wins or loses.
+      const counted = calls.filter((c) => c[0] === 'sessionWithoutData' || (c[0] === 'handshakeFailed' && c[1] === 'client-closed'));
+      assert.equal(counted.length, 1, JSON.stringify(calls));
+      assert.ok(!calls.some((c) => c[0] === 'handshakeFailed' && c[1] !== 'client-closed'), JSON.stringify(calls));
+    });
+  }
+
+  test('a TLS client that sends a byte, then resets: not a session without data', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service });
+    const { sock, tlsSock } = await scannerClient(rig, 'TLSv1.3');
+    tlsSock.write('PING\r\n');
+    await readN(tlsSock, 7);
+    sock.resetAndDestroy();
+    const calls = await finished(await rig.conns.at(0));
+    assert.deepEqual(calls.map((c) => c[0]), ['opened', 'closed']);
+  });
+
   test('a corrupt record after the handshake: both sides closed at once, closed tls client-error', LIMIT, async (t) => {
     const service = await startService(t, 'plain', plaintext(echoLines));
     const rig = await makeRig(t, { service });
@@ -926,7 +1008,7 @@ describe('handleConnection, failures', () => {
       const elapsed = Date.now() - t0;
       assert.ok(elapsed < 1000, `closed after ${elapsed} ms`);
       const calls = await finished(await rig.conns.at(0));
-      assert.deepEqual(calls, [['closed', 'none', null]]);
+      assert.deepEqual(calls, [['handshakeFailed', 'client-closed'], ['closed', 'none', null]], 'counted: a client that leaves mid-handshake');
       assert.equal(bytesOf(service.accepted.items[1] as ServiceConn).length, 0, 'no byte reached the service');
     });
   }

@@ -252,3 +252,16 @@ test('openCertManager wires state directory, CA and store', async (t) => {
   assert.match(ca.rootPem(), /^-----BEGIN CERTIFICATE-----\n/);
   assert.ok(fs.existsSync(path.join(root, CERTS_DIR, 'internal', 'svc.example', 'cert.pem')));
 });
+
+test('a flood of new names: 30 "certificate issued" lines a minute at info, the rest at debug, then a summary with their count', async (t) => {
+  const s = await setup(tempDir(t));
+  for (let i = 0; i < 40; i++) await s.manager.contextFor({ servername: `n${i}.flood.example`, localAddress: LOCAL });
+  const issued = (level: string) => s.log.lines.filter((l) => l.level === level && l.msg === 'certificate issued');
+  assert.equal(issued('info').length, 30);
+  assert.equal(issued('debug').length, 10, 'the rest are still logged, at debug');
+  s.clock.ms += 60_000;
+  await s.manager.contextFor({ servername: 'late.flood.example', localAddress: LOCAL });
+  const summary = s.log.lines.filter((l) => l.level === 'info' && /more certificates issued than logged/.test(l.msg ?? ''));
+  assert.deepEqual(summary.map((l) => l.obj.count), [10]);
+  assert.equal(issued('info').length, 31, 'a new minute, a new share');
+});

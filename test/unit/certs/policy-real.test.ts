@@ -129,7 +129,7 @@ test('the whole policy against a real DNS server, a real ask server and the kern
       dnsTimeoutMs: 1000,
       askTimeoutMs: 1000,
     },
-    { log: bufferLogger(), events: { issued: () => undefined, expiry: () => undefined, policyRefused: (r) => refusals.push(r) } },
+    { log: bufferLogger(), events: { issued: () => undefined, expiry: () => undefined, policyRefused: (r) => refusals.push(r), acmeDeferred: () => undefined } },
   );
   const check = async (name: string, dialled = hostAddr): Promise<string> => {
     const v = await policy.check(name, dialled);

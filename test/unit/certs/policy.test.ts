@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AskOutcome } from '../../../src/certs/ask-url';
-import type { CertEvents, PolicyRefusal } from '../../../src/certs/cert-events';
+import type { AcmeDeferral, CertEvents, PolicyRefusal } from '../../../src/certs/cert-events';
 import type { Resolved } from '../../../src/certs/name-resolver';
 import { type NamePolicyOptions, createNamePolicy, matchesDomain } from '../../../src/certs/policy';
 import { bufferLogger } from './temp-state';
@@ -16,13 +16,14 @@ const HOST = '203.0.113.10';
 const MIN = 60_000;
 
 interface Harness {
-  check(name: string, dialled?: string | null): Promise<string>;
+  check(name: string, dialled?: string | null, client?: string | null): Promise<string>;
   policy: ReturnType<typeof createNamePolicy>;
   dns: Map<string, Resolved>;
   askAnswers: Map<string, AskOutcome>;
   lookups: string[];
   asks: string[];
   refusals: PolicyRefusal[];
+  deferrals: AcmeDeferral[];
   clock: { now: number };
   log: ReturnType<typeof bufferLogger>;
   /** Resolves every pending DNS/ask answer (when `gated`). */
@@ -35,12 +36,13 @@ function harness(opts: Partial<NamePolicyOptions> = {}, h: { gated?: boolean; lo
   const lookups: string[] = [];
   const asks: string[] = [];
   const refusals: PolicyRefusal[] = [];
+  const deferrals: AcmeDeferral[] = [];
   const clock = { now: 1_000_000 };
   const log = bufferLogger();
   let open: () => void = () => undefined;
   let gate = Promise.resolve();
   if (h.gated === true) gate = new Promise<void>((r) => (open = r));
-  const events: CertEvents = { issued: () => undefined, expiry: () => undefined, policyRefused: (r) => refusals.push(r) };
+  const events: CertEvents = { issued: () => undefined, expiry: () => undefined, policyRefused: (r) => refusals.push(r), acmeDeferred: (r) => deferrals.push(r) };
   const local = new Set(h.local ?? [HOST, '2001:db8::10', '10.0.0.10']);
   const policy = createNamePolicy(
     { domains: ['shop.example.com', '*.example.org', '*.example.co.uk'], askUrl: null, publicIps: [], ...opts },
@@ -61,11 +63,11 @@ function harness(opts: Partial<NamePolicyOptions> = {}, h: { gated?: boolean; lo
       isLocalAddress: (ip) => local.has(ip),
     },
   );
-  const check = async (name: string, dialled: string | null = HOST): Promise<string> => {
-    const v = await policy.check(name, dialled);
+  const check = async (name: string, dialled: string | null = HOST, client: string | null = null): Promise<string> => {
+    const v = await policy.check(name, dialled, client);
     return v.ok ? 'ok' : v.reason;
   };
-  return { check, policy, dns, askAnswers, lookups, asks, refusals, clock, log, open: () => open() };
+  return { check, policy, dns, askAnswers, lookups, asks, refusals, deferrals, clock, log, open: () => open() };
 }
 
 const here = (...addresses: string[]): Resolved => ({ addresses: addresses.length ? addresses : [HOST], error: null });
@@ -270,6 +272,51 @@ test('rate limits: counted by recordOrder, per registered domain; a limited name
   assert.equal(await p.check('c.example.co.uk'), 'ok');
 });
 
+test('rate limits are deferrals, not refusals: counted by the limit reached', async () => {
+  const p = harness({ rateLimitDomain: [{ count: 1, windowMs: 60 * MIN }] });
+  for (const n of ['a.example.org', 'b.example.org']) p.dns.set(n, here());
+  assert.equal(await p.check('a.example.org'), 'ok');
+  p.policy.recordOrder('a.example.org');
+  assert.equal(await p.check('b.example.org'), 'rate-limited');
+  assert.deepEqual(p.deferrals, ['rate-limit-domain']);
+  assert.deepEqual(p.refusals, []);
+});
+
+test('one client (the flood of the issue: *.example.org, every name resolving here): its names take a quarter of the window, the rest stays for other clients', async () => {
+  const p = harness({ rateLimitDomain: [{ count: 8, windowMs: 60 * MIN }] });
+  const attacker = '198.51.100.66';
+  const names = Array.from({ length: 20 }, (_, i) => `r${i}.example.org`);
+  for (const n of [...names, 'r20.example.org', 'www.example.org', 'shop.example.org']) p.dns.set(n, here());
+  const verdicts: string[] = [];
+  for (const n of names) {
+    const v = await p.check(n, HOST, attacker);
+    verdicts.push(v);
+    if (v === 'ok') p.policy.recordOrder(n);
+  }
+  assert.equal(verdicts.filter((v) => v === 'ok').length, 2, 'floor(8 × 25%)');
+  assert.ok(p.deferrals.every((d) => d === 'rate-limit-client'), p.deferrals.join(' '));
+  assert.equal(p.deferrals.length, 18);
+  // Real names from other clients still get their orders.
+  assert.equal(await p.check('www.example.org', HOST, '203.0.113.7'), 'ok');
+  p.policy.recordOrder('www.example.org');
+  assert.equal(await p.check('shop.example.org', HOST, '2001:db8:7::1'), 'ok');
+  p.policy.recordOrder('shop.example.org');
+  // The attacker's next window has room again, for its share only.
+  p.clock.now += 60 * MIN;
+  assert.equal(await p.check('r20.example.org', HOST, attacker), 'ok');
+});
+
+test('IPv6: every address of one /64 is one client; the next /64 is another; a renewal (no client) uses no share', async () => {
+  const p = harness({ rateLimitDomain: [{ count: 4, windowMs: 60 * MIN }] });
+  for (const n of ['a.example.org', 'b.example.org', 'c.example.org', 'd.example.org']) p.dns.set(n, here());
+  assert.equal(await p.check('a.example.org', HOST, '2001:db8:0:1::1'), 'ok');
+  p.policy.recordOrder('a.example.org');
+  assert.equal(await p.check('b.example.org', HOST, '2001:db8:0:1:ffff::2'), 'rate-limited', 'the same /64: its share (1 of 4) is spent');
+  assert.equal(await p.check('b.example.org', HOST, '2001:db8:0:2::1'), 'ok', 'another /64');
+  p.policy.recordOrder('b.example.org');
+  assert.equal(await p.check('c.example.org', HOST, null), 'ok', 'no client: only the domain and total limits');
+});
+
 test('rate limits: of many distinct names checked at once, only as many pass as the limit has room for', async () => {
   const p = harness({ rateLimitDomain: [{ count: 2, windowMs: 60 * MIN }] }, { gated: true });
   const names = Array.from({ length: 20 }, (_, i) => `n${i}.example.org`);
@@ -314,5 +361,5 @@ test('a flood of distinct bad names: at most 30 info lines a minute, the rest at
   p.clock.now += MIN;
   await p.check('late.evil.net');
   const summary = p.log.lines.find((l) => /more certificate names refused/.test(l.msg ?? ''));
-  assert.equal(summary?.obj.demoted, 70);
+  assert.equal(summary?.obj.count, 70);
 });

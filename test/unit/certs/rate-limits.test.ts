@@ -3,7 +3,7 @@
 // injected clock; a passed check holds its slot until the order or a timeout.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OrderRateLimits } from '../../../src/certs/rate-limits';
+import { OrderRateLimits, shareOf } from '../../../src/certs/rate-limits';
 import { registeredDomain } from '../../../src/certs/registered-domain';
 
 const MIN = 60_000;
@@ -100,4 +100,36 @@ test('memory stays bounded: old groups are forgotten', () => {
   assert.equal(l.trackedGroups, 500);
   for (let i = 0; i < 100; i++) l.record(`a.late${i}.com`, 2 * H);
   assert.equal(l.trackedGroups, 100, 'groups with nothing in the window are dropped');
+});
+
+test('a client\'s share: floor(count × share), at least 1, of every window, domain and total alike', () => {
+  assert.deepEqual(shareOf([{ count: 5, windowMs: H }, { count: 40, windowMs: 7 * 24 * H }], 0.25), [{ count: 1, windowMs: H }, { count: 10, windowMs: 7 * 24 * H }]);
+  assert.deepEqual(shareOf([{ count: 2, windowMs: H }], 0.1), [{ count: 1, windowMs: H }], 'never 0: a client can always get one');
+});
+
+test('a client\'s share holds across domains (its total share) and within one (its domain share); other clients keep the rest', () => {
+  const l = new OrderRateLimits({ perDomain: [{ count: 4, windowMs: H }], total: [{ count: 8, windowMs: H }], reservationMs: 5 * MIN, clientShare: 0.5 });
+  // Per domain: 2 of 4 for client A.
+  assert.equal(l.reserve('a.one.com', 0, 'A'), null);
+  l.record('a.one.com', 0);
+  assert.equal(l.reserve('b.one.com', 1, 'A'), null);
+  l.record('b.one.com', 1);
+  assert.equal(l.wouldExceed('c.one.com', 2, 'A'), 'client');
+  assert.equal(l.reserve('c.one.com', 2, 'B'), null, 'B has its own share of one.com');
+  l.record('c.one.com', 2);
+  // Total: 4 of 8 for A, whatever the domains.
+  assert.equal(l.reserve('a.two.com', 3, 'A'), null);
+  l.record('a.two.com', 3);
+  assert.equal(l.reserve('a.three.com', 4, 'A'), null);
+  l.record('a.three.com', 4);
+  assert.equal(l.reserve('a.four.com', 5, 'A'), 'client', "A's total share (4 of 8) is spent");
+  assert.equal(l.reserve('a.four.com', 5, null), null, 'no client (a renewal): only the domain and total limits');
+  assert.equal(l.wouldExceed('x.four.com', H + 5, 'A'), null, 'the window slid past A\'s orders');
+});
+
+test('a client\'s reservation counts against its share until it expires unused', () => {
+  const l = new OrderRateLimits({ perDomain: [{ count: 2, windowMs: H }], total: [], reservationMs: MIN, clientShare: 0.5 });
+  assert.equal(l.reserve('a.one.com', 0, 'A'), null);
+  assert.equal(l.reserve('b.one.com', 1, 'A'), 'client', 'the reservation holds A\'s one slot');
+  assert.equal(l.reserve('b.one.com', MIN + 1, 'A'), null, 'expired: the slot is free again');
 });

@@ -92,6 +92,34 @@ test('concurrent puts do not overshoot the disk cap', async (t) => {
   assert.equal(store.stats().notPersistedTotal, 7);
 });
 
+test('the disk cap holds for every store on the state directory together (one per worker), even when they put at once', async (t) => {
+  const w = await world(tempDir(t));
+  const workers = await Promise.all([w.open({ maxStoredPerIssuer: 5 }), w.open({ maxStoredPerIssuer: 5 }), w.open({ maxStoredPerIssuer: 5 })]);
+  const names = Array.from({ length: 12 }, (_, i) => `n${i}.example`);
+  const issued = await Promise.all(names.map((n) => w.ca.issue(n)));
+  const entries = await Promise.all(names.map((n, i) => workers[i % 3]!.put('internal', n, issued[i]!)));
+  const onDisk = fs.readdirSync(path.join(w.root, CERTS_DIR, 'internal')).filter((n) => !n.startsWith('.'));
+  assert.equal(onDisk.length, 5, onDisk.join(' '));
+  assert.deepEqual(entries.filter((e) => e.info.persisted).map((e) => e.info.name).sort(), onDisk.sort());
+  assert.equal(workers.reduce((n, s) => n + s.stats().notPersistedTotal, 0), 7);
+  for (const [i, n] of names.entries()) assert.ok(workers[i % 3]!.lookup('internal', n), `${n} is served`);
+  // A renewal of a stored name still writes at the cap, from any worker.
+  const stored = onDisk[0]!;
+  assert.equal((await workers[2]!.put('internal', stored, await w.ca.issue(stored))).info.persisted, true);
+});
+
+test('an empty leaf directory (a claim whose writer died) is removed at load once stale, freeing its slot; a young one stays', async (t) => {
+  const w = await world(tempDir(t));
+  const base = path.join(w.root, CERTS_DIR, 'internal');
+  fs.mkdirSync(path.join(base, 'dead.example'), { recursive: true });
+  fs.mkdirSync(path.join(base, 'young.example'));
+  const longAgo = new Date(Date.now() - STALE_TEMP_MS - 60_000);
+  fs.utimesSync(path.join(base, 'dead.example'), longAgo, longAgo);
+  const store = await w.open({ maxStoredPerIssuer: 2 });
+  assert.deepEqual(fs.readdirSync(base), ['young.example']);
+  assert.equal((await store.put('internal', 'new.example', await w.ca.issue('new.example'))).info.persisted, true, 'the slot is free again');
+});
+
 test('the context LRU is bounded; a stored leaf that fell out gets a new context', async (t) => {
   const w = await world(tempDir(t));
   const store = await w.open({ maxContexts: 2 });
@@ -104,6 +132,27 @@ test('the context LRU is bounded; a stored leaf that fell out gets a new context
   assert.ok(again, 'reloaded from the stored PEM');
   assert.notEqual(again.context, a.context);
   assert.equal(again.info.serial, a.info.serial);
+});
+
+test('contexts unused for a while are dropped, least recently used first; a stored leaf gets a new one at its next lookup', async (t) => {
+  const w = await world(tempDir(t));
+  const clock = { now: 1_000_000 };
+  const store = await w.open({ now: () => clock.now, maxStoredPerIssuer: 2 });
+  const names = ['a.example', 'b.example', 'c.example', 'd.example'];
+  for (const n of names) {
+    await store.put('internal', n, await w.ca.issue(n));
+    clock.now += 1000;
+  }
+  store.lookup('internal', 'a.example'); // used again: the most recent now
+  assert.equal(store.dropIdleContexts(60_000), 0, 'nothing idle yet');
+  clock.now += 60_000;
+  store.lookup('internal', 'c.example');
+  assert.equal(store.dropIdleContexts(60_000), 3, 'all but c, used just now');
+  assert.equal(store.stats().contexts, 1);
+  // a and b are stored: served again (a new context); d was kept in memory only (past the cap): gone.
+  assert.ok(store.lookup('internal', 'a.example'));
+  assert.ok(store.lookup('internal', 'b.example'));
+  assert.equal(store.lookup('internal', 'd.example'), undefined);
 });
 
 test('put refuses a leaf that does not cover the name, or whose key does not match', async (t) => {
@@ -152,6 +201,6 @@ test('a failed write is logged and counted; the leaf is still served', async (t)
   assert.equal(entry.info.persisted, false);
   assert.ok(store.lookup('internal', 'svc.example'));
   assert.equal(store.stats().writeErrorsTotal, 1);
-  assert.deepEqual(store.stats().stored, { internal: 0 });
+  assert.deepEqual(store.stats().stored, {});
   assert.ok(w.log.lines.some((l) => l.level === 'warn' && /cannot store/.test(l.msg ?? '')));
 });

@@ -33,8 +33,21 @@ test('errors name the setting as its source spells it, and the source', () => {
     [{ upstreamSource: 'nat' }, {}, /^invalid --upstream-source \(command line\)/],
     [{ stateDir: 'var/lib' }, {}, /^invalid --state-dir \(command line\): must be an absolute path$/],
     [{ idleTimeout: '100ms' }, {}, /^invalid --idle-timeout \(command line\): must be between 1000 ms and/],
+    [{ maxConnectionsPerClient: '0' }, {}, /^invalid --max-connections-per-client \(command line\): max connections per client must be an integer from 1 to 10000000, got "0"$/],
+    [{}, { JFE_MAX_CONNECTIONS_PER_CLIENT: 'lots' }, /^invalid JFE_MAX_CONNECTIONS_PER_CLIENT \(environment\): max connections per client must be an integer/],
+    [{ certCacheIdle: '10' }, {}, /^invalid --cert-cache-idle \(command line\): "10" is not a duration/],
+    [{ maxStoredCerts: '0' }, {}, /^invalid --max-stored-certs \(command line\): max stored certificates must be an integer from 1/],
   ];
   for (const [argv, env, msg] of cases) {
-    assert.throws(() => loadSettings(argv, ['workers', 'idleTimeout', 'upstreamSource', 'stateDir'] as const, { env }), { code: 'JFE_ERR_CONFIG_INVALID', message: msg });
+    assert.throws(() => loadSettings(argv, ['workers', 'idleTimeout', 'upstreamSource', 'stateDir', 'maxConnectionsPerClient', 'certCacheIdle', 'maxStoredCerts'] as const, { env }), { code: 'JFE_ERR_CONFIG_INVALID', message: msg });
   }
+});
+
+test('the connection and store limits: defaults, and values from each source', () => {
+  const names = ['maxConnections', 'maxConnectionsPerClient', 'certCacheIdle', 'maxStoredCerts'] as const;
+  assert.deepEqual(loadSettings({}, names, { env: {} }), { maxConnections: 20_000, maxConnectionsPerClient: 2000, certCacheIdle: 600_000, maxStoredCerts: 2000 });
+  assert.deepEqual(
+    loadSettings({ maxConnectionsPerClient: '50' }, names, { env: { JFE_MAX_CONNECTIONS: '900', JFE_CERT_CACHE_IDLE: '30s' } }),
+    { maxConnections: 900, maxConnectionsPerClient: 50, certCacheIdle: 30_000, maxStoredCerts: 2000 },
+  );
 });

@@ -4,11 +4,11 @@
 // errors that name the flag.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_RATE_LIMIT_DOMAIN, DEFAULT_RATE_LIMIT_TOTAL } from '../../../src/certs/policy';
+import { DEFAULT_RATE_LIMIT_CLIENT_SHARE, DEFAULT_RATE_LIMIT_DOMAIN, DEFAULT_RATE_LIMIT_TOTAL } from '../../../src/certs/policy';
 import { loadSettings } from '../../../src/config/load';
 import { checkDnsServer, normaliseDomainPattern, splitList } from '../../../src/config/name-lists';
 import { OPTIONS } from '../../../src/config/options';
-import { parseRateLimit } from '../../../src/config/rate-limit';
+import { parseRateLimit, parseShare } from '../../../src/config/rate-limit';
 import { NAME_POLICY_OPTION_NAMES, namePolicyOptions } from '../../../src/daemon/name-policy-settings';
 
 const H = 3_600_000;
@@ -24,9 +24,20 @@ test('rate limits: COUNT/PERIOD lists, bare units, off; sorted shortest window f
   }
 });
 
+test('a client\'s share: a percentage from 1% to 100%, or off (100%)', () => {
+  assert.equal(parseShare('25%'), 0.25);
+  assert.equal(parseShare(' 100% '), 1);
+  assert.equal(parseShare('1 %'), 0.01);
+  assert.equal(parseShare('off'), 1);
+  for (const bad of ['', '0%', '101%', '25', '0.25', '-5%', '2.5%', 'half']) {
+    assert.throws(() => parseShare(bad), { code: 'JFE_ERR_CONFIG_INVALID', message: /is not a share/ }, bad);
+  }
+});
+
 test('the defaults in the option table are the policy\'s own defaults', () => {
   assert.deepEqual(parseRateLimit(String(OPTIONS.rateLimitDomain.default)), DEFAULT_RATE_LIMIT_DOMAIN);
   assert.deepEqual(parseRateLimit(String(OPTIONS.rateLimitTotal.default)), DEFAULT_RATE_LIMIT_TOTAL);
+  assert.equal(parseShare(String(OPTIONS.rateLimitClientShare.default)), DEFAULT_RATE_LIMIT_CLIENT_SHARE);
 });
 
 test('lists: a repeated flag (array) and comma or space separated values', () => {
@@ -65,6 +76,7 @@ test('loaded settings: flags repeat, env is comma-separated, defaults allow noth
     dnsServer: null,
     rateLimitDomain: DEFAULT_RATE_LIMIT_DOMAIN,
     rateLimitTotal: DEFAULT_RATE_LIMIT_TOTAL,
+    rateLimitClientShare: DEFAULT_RATE_LIMIT_CLIENT_SHARE,
     negativeCacheTtlMs: 600_000,
     negativeCacheSize: 10_000,
   });
@@ -91,6 +103,7 @@ test('bad policy settings name the flag (command line)', () => {
     [{ ask: 'ftp://x' }, /^invalid --ask \(command line\): must be an http\(s\) URL/],
     [{ dnsServer: 'resolver.example' }, /^invalid --dns-server \(command line\): "resolver\.example" is not a DNS server/],
     [{ rateLimitDomain: '5' }, /^invalid --rate-limit-domain \(command line\): "5" is not a rate limit/],
+    [{ rateLimitClientShare: '0.25' }, /^invalid --rate-limit-client-share \(command line\): "0\.25" is not a share/],
     [{ negativeCacheTtl: '10' }, /^invalid --negative-cache-ttl \(command line\): "10" is not a duration/],
   ];
   for (const [argv, msg] of cases) {

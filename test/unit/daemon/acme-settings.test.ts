@@ -10,7 +10,7 @@ import { challengeTypes, effectiveIssueWaitMs, validateAcmeSettings } from '../.
 const base = {
   issuer: 'acme', acmeDirectory: '', staging: false, acmeEmail: '', acmeEabKid: '', acmeEabHmacKey: '',
   acmeFallbackDirectory: '', acmeCaFile: '', issueWait: 10_000, challenge: 'auto', domain: ['example.com'] as string[],
-  ask: '', askTimeout: 3000, publicIp: [] as string[], dnsServer: '', rateLimitDomain: [] as RateWindow[], rateLimitTotal: [] as RateWindow[],
+  ask: '', askTimeout: 3000, publicIp: [] as string[], dnsServer: '', rateLimitDomain: [] as RateWindow[], rateLimitTotal: [] as RateWindow[], rateLimitClientShare: 1,
   negativeCacheTtl: 600_000, negativeCacheSize: 10_000,
   acmeRetryMin: 60_000, acmeRenewCheck: 3_600_000, acmeClockOffset: 0, runDir: '/run/jfe', ports: '23-65535', excludePorts: '', helloTimeout: 10_000,
 } as const;

@@ -7,21 +7,25 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
+import type { Eviction, Refusal } from '../../../src/agent/admission';
 import type { AgentEvents } from '../../../src/agent/agent';
 import type { ConnectionKind, HandshakeFailure, UpstreamFailure } from '../../../src/agent/connection';
 import type { UpgradeProtocol } from '../../../src/agent/upgrades/upgrade';
-import type { CertEvents, PolicyRefusal } from '../../../src/certs/cert-events';
+import type { AcmeDeferral, CertEvents, PolicyRefusal } from '../../../src/certs/cert-events';
 import { openCertManager } from '../../../src/certs/cert-manager';
 import { createNamePolicy } from '../../../src/certs/policy';
 import { isJfeError } from '../../../src/errors';
 import { silentLogger } from '../../../src/log';
 import { certEvents, connectionEvents } from '../../../src/metrics/events';
 import {
+  ACME_DEFERRALS,
   BPF_PASS_REASONS,
   CONNECTION_KINDS,
+  EVICTION_REASONS,
   HANDSHAKE_FAILURES,
   type JfeMetrics,
   POLICY_REFUSALS,
+  REFUSAL_REASONS,
   UPGRADE_PROTOCOLS,
   UPSTREAM_FAILURES,
   createMetrics,
@@ -40,7 +44,10 @@ const covered: [
   Covers<UpstreamFailure, typeof UPSTREAM_FAILURES>,
   Covers<UpgradeProtocol, typeof UPGRADE_PROTOCOLS>,
   Covers<PolicyRefusal, typeof POLICY_REFUSALS>,
-] = [true, true, true, true, true];
+  Covers<AcmeDeferral, typeof ACME_DEFERRALS>,
+  Covers<Refusal, typeof REFUSAL_REASONS>,
+  Covers<Eviction, typeof EVICTION_REASONS>,
+] = [true, true, true, true, true, true, true, true];
 void covered;
 
 const ZERO_BPF = { steered: 0, passNotTcp: 0, passPort: 0, passLoopback: 0, passBypass: 0, passNoListener: 0, passNoSocket: 0, assignFailed: 0 };
@@ -76,8 +83,11 @@ test('each connection hook moves exactly its series', async () => {
   ev.bytes('out', 7);
   ev.handshake?.(0.02);
   ev.handshakeFailed('hello-invalid');
+  ev.handshakeFailed('client-closed');
+  ev.sessionWithoutData();
   ev.upstreamFailed('refused');
-  ev.refused();
+  ev.refused('client-limit');
+  ev.evicted('make-room');
   ev.collision();
   const after = await text(m);
   const want: Record<string, number> = {
@@ -91,8 +101,11 @@ test('each connection hook moves exactly its series', async () => {
     'jfe_tls_handshake_seconds_bucket{le="0.025"}': 1,
     'jfe_tls_handshake_seconds_bucket{le="0.01"}': 0,
     'jfe_tls_handshake_failures_total{reason="hello-invalid"}': 1,
+    'jfe_tls_handshake_failures_total{reason="client-closed"}': 1,
+    'jfe_tls_sessions_without_data_total': 1,
     'jfe_upstream_connect_failures_total{reason="refused"}': 1,
-    'jfe_connections_refused_total': 1,
+    'jfe_connections_refused_total{reason="client-limit"}': 1,
+    'jfe_connections_evicted_total{reason="make-room"}': 1,
     'jfe_upstream_source_port_collisions_total': 1,
   };
   for (const [k, v] of Object.entries(want)) assert.equal((after.get(k) ?? NaN) - (before.get(k) ?? 0), v, k);
@@ -112,6 +125,7 @@ test('label values come from closed sets: anything else is "other"', async () =>
   ev.upstreamFailed('EWHATEVER');
   const ce = certEvents(m);
   ce.policyRefused('nope');
+  ce.acmeDeferred('whatever');
   ce.issued('internal', 'weird');
   const t = await text(m);
   assert.equal(t.get('jfe_connections_total{port="other",kind="other"}'), 1);
@@ -119,10 +133,11 @@ test('label values come from closed sets: anything else is "other"', async () =>
   assert.equal(t.get('jfe_tls_handshake_failures_total{reason="other"}'), 1);
   assert.equal(t.get('jfe_upstream_connect_failures_total{reason="other"}'), 1);
   assert.equal(t.get('jfe_policy_refusals_total{reason="other"}'), 1);
+  assert.equal(t.get('jfe_acme_deferrals_total{reason="other"}'), 1);
   assert.equal(t.get('jfe_certificates_issued_total{issuer="internal",result="error"}'), 1);
   // Every label of every jfe_ series is in its closed set (port: a number or "other").
   const sets: Record<string, readonly string[]> = {
-    kind: CONNECTION_KINDS, protocol: UPGRADE_PROTOCOLS, reason: [...HANDSHAKE_FAILURES, ...UPSTREAM_FAILURES, ...POLICY_REFUSALS, ...BPF_PASS_REASONS],
+    kind: CONNECTION_KINDS, protocol: UPGRADE_PROTOCOLS, reason: [...HANDSHAKE_FAILURES, ...UPSTREAM_FAILURES, ...POLICY_REFUSALS, ...ACME_DEFERRALS, ...REFUSAL_REASONS, ...EVICTION_REASONS, ...BPF_PASS_REASONS],
     direction: ['in', 'out'], result: ['ok', 'error', 'timeout'], source: ['bpf', 'worker'],
   };
   for (const key of t.keys()) {

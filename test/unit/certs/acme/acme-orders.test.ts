@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AcmeOrders } from '../../../../src/certs/acme/acme-orders';
 import { AcmeCertSource } from '../../../../src/certs/acme/acme-cert-source';
-import { NO_CERT_EVENTS } from '../../../../src/certs/cert-events';
+import { type AcmeDeferral, type CertEvents, NO_CERT_EVENTS } from '../../../../src/certs/cert-events';
 import { InternalCa } from '../../../../src/certs/internal-ca';
 import type { IssuedCert, Issuer } from '../../../../src/certs/issuer';
 import type { NamePolicy, PolicyVerdict } from '../../../../src/certs/name-policy';
@@ -34,10 +34,13 @@ class FakePolicy implements NamePolicy {
   readonly checked: string[] = [];
   /** The dialled address each check was made for. */
   readonly dialled: (string | null)[] = [];
+  /** The client address each check was made for (null: a renewal). */
+  readonly clients: (string | null)[] = [];
   readonly orders: string[] = [];
-  async check(name: string, dialledAddress: string | null): Promise<PolicyVerdict> {
+  async check(name: string, dialledAddress: string | null, clientAddress: string | null = null): Promise<PolicyVerdict> {
     this.checked.push(name);
     this.dialled.push(dialledAddress);
+    this.clients.push(clientAddress);
     return name.endsWith('.ok.test') ? { ok: true } : { ok: false, reason: 'not-allowed' };
   }
   recordOrder(name: string): void {
@@ -52,8 +55,10 @@ async function setup(t: TestContext, clock = { now: Date.now() }) {
   const issuer = new FakeAcme(ca);
   const policy = new FakePolicy();
   const store = await CertStore.open({ stateDir, log, maxContexts: 1 });
-  const orders = new AcmeOrders({ issuers: [issuer], policy, store, stateDir, events: NO_CERT_EVENTS, log, now: () => clock.now, retryMinMs: 60_000, retryMaxMs: 3_600_000 });
-  return { log, stateDir, ca, issuer, policy, store, orders, clock };
+  const deferrals: AcmeDeferral[] = [];
+  const events: CertEvents = { ...NO_CERT_EVENTS, acmeDeferred: (r) => deferrals.push(r) };
+  const orders = new AcmeOrders({ issuers: [issuer], policy, store, stateDir, events, log, now: () => clock.now, retryMinMs: 60_000, retryMaxMs: 3_600_000 });
+  return { log, stateDir, ca, issuer, policy, store, orders, clock, deferrals, events };
 }
 
 test('a name refused by policy costs no order', async (t) => {
@@ -81,6 +86,7 @@ test('a failed order backs off: no new order until the wait is over', async (t) 
   const r2 = await s.orders.request('b.ok.test', '10.0.0.1');
   assert.equal(r2.kind, 'error');
   assert.equal(s.issuer.asked.length, 1);
+  assert.deepEqual(s.deferrals, ['backoff'], 'the request during the backoff is a deferral, counted');
   s.issuer.fail = false;
   s.clock.now += 61_000;
   const r3 = await s.orders.request('b.ok.test', '10.0.0.1');
@@ -134,17 +140,18 @@ test('a worker waits at most issueWaitMs, then gets the internal CA; the ACME le
   const src = new AcmeCertSource({
     store: await CertStore.open({ stateDir: s.stateDir, log: s.log }),
     internal: { contextFor: async (req) => (internalAsked.push(req.servername ?? req.localAddress), fallbackCtx) },
-    requestOrder: async (name, addr) => {
+    requestOrder: async (name, addr, client) => {
       await gate;
-      return s.orders.request(name, addr);
+      return s.orders.request(name, addr, client);
     },
-    events: NO_CERT_EVENTS,
+    events: s.events,
     log: s.log,
     issueWaitMs: 50,
   });
-  const first = await src.contextFor({ servername: 'd.ok.test', localAddress: '10.0.0.1' });
+  const first = await src.contextFor({ servername: 'd.ok.test', localAddress: '10.0.0.1', clientAddress: '192.0.2.9' });
   assert.equal(first, fallbackCtx);
   assert.deepEqual(internalAsked, ['d.ok.test']);
+  assert.deepEqual(s.deferrals, ['issue-wait'], 'the handshake that got the internal CA meanwhile is a deferral, counted');
   release();
   await src.idle();
   const later = await src.contextFor({ servername: 'd.ok.test', localAddress: '10.0.0.1' });
@@ -153,4 +160,5 @@ test('a worker waits at most issueWaitMs, then gets the internal CA; the ACME le
   await src.contextFor({ servername: null, localAddress: '10.0.0.1' });
   assert.deepEqual(internalAsked, ['d.ok.test', '10.0.0.1']);
   assert.deepEqual(s.issuer.asked, ['d.ok.test']);
+  assert.deepEqual(s.policy.clients, ['192.0.2.9'], "the policy saw the client's address (whose share the order uses)");
 });
