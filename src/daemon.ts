@@ -24,12 +24,12 @@ import { ReloadableCertSource } from './daemon/cert-reload';
 import { type WorkerMessage, isWorkerMessage, planReload, serialised } from './daemon/reload';
 import { excludeMetricsPort, startPrimaryMetrics, startWorkerMetrics } from './daemon/metrics';
 import { agentRecordPath, processStartTime, readAgentRecord, readLiveAgent, removeAgentRecordIfMine, writeAgentRecord } from './daemon/agent-record';
+import { ReclaimSchedule, reclaimMemory } from './daemon/reclaim';
 import { applySlotCount } from './daemon/slots';
 import { acquireTakeoverLock } from './daemon/takeover-lock';
 import { HostConnectionTable, openWorkerCounter } from './daemon/conn-table';
 import { READY_MESSAGE, REGISTER_MESSAGE, SLOT_ENV, STOP_MESSAGE, WorkerPool } from './daemon/worker-pool';
 import { JfeError } from './errors';
-import { native } from './native';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
@@ -265,16 +265,12 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
   };
   const opened = await openCerts();
   const certs = new ReloadableCertSource(opened.certs, async () => (await openCerts()).certs, log);
-  // After a flood of names: contexts nobody uses leave, and the heap pages they
-  // held go back to the kernel. A context's OpenSSL memory is freed only when V8
-  // collects its object, which an idle worker may not do for hours (V8 does not
-  // see that memory), so the worker collects once, then trims (glibc keeps freed
-  // memory in its arenas otherwise).
-  const collect = (globalThis as { gc?: () => void }).gc;
+  // After a flood of names: contexts nobody uses leave, and the memory the
+  // flood took goes back to the kernel once it is over (reclaim.ts says what
+  // stays otherwise, and why).
+  const reclaim = new ReclaimSchedule(10);
   const sweep = setInterval(() => {
-    if ((store?.dropIdleContexts(s.certCacheIdle) ?? 0) === 0) return;
-    collect?.();
-    native().mallocTrim();
+    if (reclaim.afterSweep(store?.dropIdleContexts(s.certCacheIdle) ?? 0)) reclaimMemory();
   }, Math.max(1000, s.certCacheIdle / 2));
   sweep.unref();
   const n = workerCount(s);

@@ -139,8 +139,9 @@ export class WorkerPool {
     const [script = '', ...args] = process.argv.slice(1);
     const share = this.opts.share?.(slot) ?? null;
     const stdio: StdioOptions = share === null ? 'inherit' : ['inherit', 'inherit', 'inherit', 'ipc', share.fd];
-    // --expose-gc: a worker collects once after dropping idle TLS contexts (daemon.ts), whose
-    // OpenSSL memory V8 does not see and so would not collect for it in an idle worker.
+    // --expose-gc: a worker collects once a flood of names is over (daemon/reclaim.ts): the
+    // dropped TLS contexts' OpenSSL memory, which V8 does not see and so would not collect for
+    // it in an idle worker, and the young generation the flood grew.
     const execArgv = process.execArgv.includes('--expose-gc') ? process.execArgv : [...process.execArgv, '--expose-gc'];
     const w = fork(script, args, { env: { ...process.env, [SLOT_ENV]: String(slot), ...share?.env }, stdio, execArgv });
     // A worker that never ran (spawn failed) has no 'exit' to free its share.
