@@ -54,7 +54,18 @@ export async function startJfe(w: World, args: string[] = [], opts: { workers?: 
     }
   });
   proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'exit' can come before the last lines on stdout are read (a test that checked
+  // the final "stopped; ..." line failed on it under load): wait for the streams
+  // to end too, bounded, since a worker that kept stdout open must not hang a test.
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => {
+      const bound = setTimeout(() => resolve(code), 2000);
+      proc.once('close', () => {
+        clearTimeout(bound);
+        resolve(code);
+      });
+    }),
+  );
 
   const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> => {
     const found = logs.find(match);
