@@ -9,7 +9,8 @@
         "src/errors.cc",
         "src/memory.cc",
         "src/steer.cc",
-        "src/sockets.cc"
+        "src/sockets.cc",
+        "src/plane/poller.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
