@@ -126,7 +126,14 @@ export interface Native {
   layout: Layout;
 }
 
-const ADDON = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'jfe_native.node');
+/**
+ * JFE_NATIVE_ADDON: another build of the addon to load instead, by path.
+ * `npm run test:sanitize` points it at the ASan + UBSan build
+ * (native/build/Sanitize/jfe_native.node), in the tests and in the agent and
+ * workers they spawn, which inherit the environment. Read once, at load.
+ */
+export const ADDON_ENV = 'JFE_NATIVE_ADDON';
+const ADDON = process.env[ADDON_ENV] ? path.resolve(process.env[ADDON_ENV]) : path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'jfe_native.node');
 
 let loaded: Native | undefined;
 

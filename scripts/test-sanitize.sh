@@ -1,0 +1,85 @@
+#!/bin/sh
+# npm run test:sanitize: the native code under AddressSanitizer and
+# UndefinedBehaviorSanitizer. Builds native/build/Sanitize/jfe_native.node
+# (build-native.sh sanitize; build/Release is left as it is), then runs with
+# it, through JFE_NATIVE_ADDON (src/native.ts):
+#   - the unit tests that load the addon: every file of dist/test/unit/native/,
+#     and those named in UNIT below;
+#   - the integration files in INTEGRATION below (npm run test:integration):
+#     the agent and its workers inherit the environment, so they load the
+#     sanitized addon too.
+# Node is not built with ASan: its runtime is preloaded (LD_PRELOAD) into the
+# Node processes of the run, and only those (curl hangs with it):
+# test/helpers/sanitize-preload.ts, loaded into each (NODE_OPTIONS), passes it
+# on to children that run Node. LeakSanitizer is off (detect_leaks=0): at
+# exit, Node's own allocations would all be reported. A report makes the
+# process abort (abort_on_error, and -fno-sanitize-recover=undefined in
+# binding.gyp) and is written under a temporary directory (log_path): a
+# worker that aborts is restarted by the primary, and a test may not notice,
+# so any report there fails the run, whatever the tests said.
+#
+#   sh scripts/test-sanitize.sh [INTEGRATION-FILE-PREFIX...]
+set -u
+cd "$(dirname "$0")/.."
+
+# Addon-loading unit files outside unit/native/.
+UNIT="dist/test/unit/daemon/conn-table.test.js dist/test/unit/metrics/metrics.test.js"
+# Integration files that drive the native code: steering (program, maps,
+# listeners), bulk (the relay under load), concurrency and limits (the shared
+# connection table, many sockets at once), fd-baseline (fds back to their
+# count after load).
+INTEGRATION="steering bulk concurrency limits fd-baseline"
+[ "$#" -gt 0 ] && INTEGRATION="$*"
+
+runtime() {
+	f=$(gcc -print-file-name="$1")
+	# gcc prints the bare name when it has no such file.
+	if [ ! -f "$f" ]; then
+		echo "Error: no $1 from gcc (Debian's g++ brings it, through libgcc-12-dev: libasan8, libubsan1)" >&2
+		exit 1
+	fi
+	printf '%s' "$f"
+}
+asan=$(runtime libasan.so) || exit 1
+ubsan=$(runtime libubsan.so) || exit 1
+
+start=$(date +%s)
+sh scripts/build-native.sh sanitize || exit 1
+
+logs=$(mktemp -d /tmp/jfe-sanitize.XXXXXX)
+chmod 755 "$logs" # so that a worker that drops privileges can still write its report
+trap 'rm -rf "$logs"' EXIT
+trap 'exit 130' INT TERM
+
+JFE_NATIVE_ADDON=$PWD/native/build/Sanitize/jfe_native.node
+JFESANITIZE_PRELOAD="$asan:$ubsan"
+NODE_OPTIONS="--require $PWD/dist/test/helpers/sanitize-preload.js${NODE_OPTIONS:+ $NODE_OPTIONS}"
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:disable_coredump=1:log_path=$logs/asan"
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan"
+export JFE_NATIVE_ADDON JFESANITIZE_PRELOAD NODE_OPTIONS ASAN_OPTIONS UBSAN_OPTIONS
+
+# Fails here, once, if the sanitized addon cannot be loaded at all.
+if ! LD_PRELOAD=$JFESANITIZE_PRELOAD node -e 'require(process.env.JFE_NATIVE_ADDON).numPossibleCpus()'; then
+	echo "Error: the sanitized addon does not load (above)" >&2
+	exit 1
+fi
+failed=""
+units=$(ls dist/test/unit/native/*.test.js 2>/dev/null)
+# shellcheck disable=SC2086
+if ! LD_PRELOAD=$JFESANITIZE_PRELOAD node --test --test-reporter=spec $units $UNIT; then failed="$failed unit"; fi
+# shellcheck disable=SC2086
+if ! LD_PRELOAD=$JFESANITIZE_PRELOAD node dist/scripts/run-integration.js $INTEGRATION; then failed="$failed integration"; fi
+reports=$(find "$logs" -type f | sort)
+for r in $reports; do
+	printf '\n=== sanitizer report %s\n' "$(basename "$r")" >&2
+	cat "$r" >&2
+done
+echo "sanitize: $(echo "$units $UNIT" | wc -w) unit files, integration: $INTEGRATION; $(echo "$reports" | grep -c .) sanitizer reports; $(($(date +%s) - start)) s"
+if [ -n "$reports" ]; then
+	echo "FAILED: sanitizer reports (above)" >&2
+	exit 1
+fi
+if [ -n "$failed" ]; then
+	echo "FAILED:$failed" >&2
+	exit 1
+fi
