@@ -8,6 +8,7 @@
         "src/diag.cc",
         "src/errors.cc",
         "src/memory.cc",
+        "src/rlimit.cc",
         "src/steer.cc",
         "src/sockets.cc",
         "src/plane/poller.cc"
