@@ -14,9 +14,12 @@
 # on to children that run Node. LeakSanitizer is off (detect_leaks=0): at
 # exit, Node's own allocations would all be reported. A report makes the
 # process abort (abort_on_error, and -fno-sanitize-recover=undefined in
-# binding.gyp) and is written under a temporary directory (log_path): a
-# worker that aborts is restarted by the primary, and a test may not notice,
-# so any report there fails the run, whatever the tests said.
+# binding.gyp) and is kept under a temporary directory: a worker that aborts
+# is restarted by the primary, and a test may not notice, so any report there
+# fails the run, whatever the tests said. ASan's go to files (log_path);
+# UBSan's only to stderr (gcc's libubsan beside libasan loses its log_path to
+# ASan's), so the output of the runs and the agents' stderr (which
+# test/helpers/jfe.ts writes there) are kept and searched too.
 #
 #   sh scripts/test-sanitize.sh [INTEGRATION-FILE-PREFIX...]
 set -u
@@ -55,27 +58,51 @@ JFE_NATIVE_ADDON=$PWD/native/build/Sanitize/jfe_native.node
 JFESANITIZE_PRELOAD="$asan:$ubsan"
 NODE_OPTIONS="--require $PWD/dist/test/helpers/sanitize-preload.js${NODE_OPTIONS:+ $NODE_OPTIONS}"
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:disable_coredump=1:log_path=$logs/asan"
-UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan"
-export JFE_NATIVE_ADDON JFESANITIZE_PRELOAD NODE_OPTIONS ASAN_OPTIONS UBSAN_OPTIONS
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
+JFESANITIZE_LOGS=$logs
+export JFE_NATIVE_ADDON JFESANITIZE_PRELOAD JFESANITIZE_LOGS NODE_OPTIONS ASAN_OPTIONS UBSAN_OPTIONS
 
 # Fails here, once, if the sanitized addon cannot be loaded at all.
 if ! LD_PRELOAD=$JFESANITIZE_PRELOAD node -e 'require(process.env.JFE_NATIVE_ADDON).numPossibleCpus()'; then
 	echo "Error: the sanitized addon does not load (above)" >&2
 	exit 1
 fi
+# run NAME COMMAND...: runs it with the runtime preloaded, its output also
+# kept in $logs/NAME.out; adds NAME to $failed when it fails.
 failed=""
+run() {
+	name=$1
+	shift
+	{
+		LD_PRELOAD=$JFESANITIZE_PRELOAD "$@"
+		echo $? >"$logs/$name.rc"
+	} 2>&1 | tee "$logs/$name.out"
+	[ "$(cat "$logs/$name.rc")" -eq 0 ] || failed="$failed $name"
+}
 units=$(ls dist/test/unit/native/*.test.js 2>/dev/null)
 # shellcheck disable=SC2086
-if ! LD_PRELOAD=$JFESANITIZE_PRELOAD node --test --test-reporter=spec $units $UNIT; then failed="$failed unit"; fi
+run unit node --test --test-reporter=spec $units $UNIT
 # shellcheck disable=SC2086
-if ! LD_PRELOAD=$JFESANITIZE_PRELOAD node dist/scripts/run-integration.js $INTEGRATION; then failed="$failed integration"; fi
-reports=$(find "$logs" -type f | sort)
-for r in $reports; do
-	printf '\n=== sanitizer report %s\n' "$(basename "$r")" >&2
+run integration node dist/scripts/run-integration.js $INTEGRATION
+
+# ASan's report files, and each UBSan report ("FILE:LINE:COL: runtime error: …") in the outputs kept.
+ubsan_re='^[^ ]+:[0-9]+:[0-9]+: runtime error: '
+n=0
+for r in $(find "$logs" -type f -name 'asan.*' | sort); do
+	n=$((n + 1))
+	printf '\n=== ASan report %s\n' "$(basename "$r")" >&2
 	cat "$r" >&2
 done
-echo "sanitize: $(echo "$units $UNIT" | wc -w) unit files, integration: $INTEGRATION; $(echo "$reports" | grep -c .) sanitizer reports; $(($(date +%s) - start)) s"
-if [ -n "$reports" ]; then
+for f in "$logs"/*.out "$logs"/jfe-stderr.*; do
+	[ -f "$f" ] || continue
+	found=$(grep -c -E "$ubsan_re" "$f")
+	[ "$found" -gt 0 ] || continue
+	n=$((n + found))
+	printf '\n=== UBSan report(s) in %s\n' "$(basename "$f")" >&2
+	grep -E -A8 "$ubsan_re" "$f" >&2
+done
+echo "sanitize: $(echo "$units $UNIT" | wc -w) unit files, integration: $INTEGRATION; $n sanitizer reports; $(($(date +%s) - start)) s"
+if [ "$n" -gt 0 ]; then
 	echo "FAILED: sanitizer reports (above)" >&2
 	exit 1
 fi

@@ -12,6 +12,8 @@ import path from 'node:path';
 
 /** Where scripts/test-sanitize.sh puts the runtime's libraries (LD_PRELOAD's value). */
 export const PRELOAD_ENV = 'JFESANITIZE_PRELOAD';
+/** The directory scripts/test-sanitize.sh searches for reports afterwards. */
+export const SANITIZE_LOGS_ENV = 'JFESANITIZE_LOGS';
 
 const preload = process.env[PRELOAD_ENV];
 if (preload) {
