@@ -11,8 +11,10 @@
 # Node is not built with ASan: its runtime is preloaded (LD_PRELOAD) into the
 # Node processes of the run, and only those (curl hangs with it):
 # test/helpers/sanitize-preload.ts, loaded into each (NODE_OPTIONS), passes it
-# on to children that run Node. LeakSanitizer is off (detect_leaks=0): at
-# exit, Node's own allocations would all be reported. A report makes the
+# on to children that run Node. LeakSanitizer is off (detect_leaks=0) for
+# the agents, which Node's own allocations would drown; it runs at the exit
+# of the unit files' processes, where a leak counts when its allocation stack
+# passes through the addon's code. A report makes the
 # process abort (abort_on_error, and -fno-sanitize-recover=undefined in
 # binding.gyp) and is kept under a temporary directory: a worker that aborts
 # is restarted by the primary, and a test may not notice, so any report there
@@ -81,7 +83,14 @@ run() {
 }
 units=$(ls dist/test/unit/native/*.test.js 2>/dev/null)
 # shellcheck disable=SC2086
+# The unit files run the addon in their own process, which exits normally:
+# there LeakSanitizer runs at exit (reports in lsan.*), and a leak counts only
+# when its allocation stack passes through the addon's code (Node leaks a few
+# objects of its own, OpenSSL's for one).
+asan_options=$ASAN_OPTIONS
+ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0:log_path=$logs/lsan"
 run unit node --test --test-reporter=spec $units $UNIT
+ASAN_OPTIONS=$asan_options
 # shellcheck disable=SC2086
 run integration node dist/scripts/run-integration.js $INTEGRATION
 
@@ -92,6 +101,21 @@ for r in $(find "$logs" -type f -name 'asan.*' | sort); do
 	n=$((n + 1))
 	printf '\n=== ASan report %s\n' "$(basename "$r")" >&2
 	cat "$r" >&2
+done
+for r in $(find "$logs" -type f -name 'lsan.*' | sort); do
+	# Errors other than leaks, whole; of the leaks (one paragraph each), those
+	# through the addon: a frame in native/src (" ../src/x.cc:1", not
+	# libsanitizer's " ../../../../src/…") or in the addon without line info.
+	if grep -q 'ERROR: AddressSanitizer' "$r"; then
+		n=$((n + 1))
+		printf '\n=== ASan report %s\n' "$(basename "$r")" >&2
+		cat "$r" >&2
+		continue
+	fi
+	ours=$(awk -v RS= '/(Direct|Indirect) leak of/ && /( \.\.\/src\/|jfe_native\.node)/ { print; print "" }' "$r")
+	[ -n "$ours" ] || continue
+	n=$((n + $(printf '%s\n' "$ours" | grep -c -E '(Direct|Indirect) leak of')))
+	printf '\n=== LeakSanitizer: leaks through the addon, %s\n%s\n' "$(basename "$r")" "$ours" >&2
 done
 for f in "$logs"/*.out "$logs"/jfe-stderr.*; do
 	[ -f "$f" ] || continue
