@@ -3,8 +3,8 @@
 # UndefinedBehaviorSanitizer. Builds native/build/Sanitize/jfe_native.node
 # (build-native.sh sanitize; build/Release is left as it is), then runs with
 # it, through JFE_NATIVE_ADDON (src/native.ts):
-#   - the unit tests that load the addon: every file of dist/test/unit/native/,
-#     and those named in UNIT below;
+#   - the unit tests that load the addon: every *.test.js under
+#     dist/test/unit/native/, and those named in UNIT below;
 #   - the integration files in INTEGRATION below (npm run test:integration):
 #     the agent and its workers inherit the environment, so they load the
 #     sanitized addon too.
@@ -81,7 +81,7 @@ run() {
 	} 2>&1 | tee "$logs/$name.out"
 	[ "$(cat "$logs/$name.rc")" -eq 0 ] || failed="$failed $name"
 }
-units=$(ls dist/test/unit/native/*.test.js 2>/dev/null)
+units=$(find dist/test/unit/native -name '*.test.js' 2>/dev/null | sort)
 # shellcheck disable=SC2086
 # The unit files run the addon in their own process, which exits normally:
 # there LeakSanitizer runs at exit (reports in lsan.*), and a leak counts only
