@@ -8,8 +8,10 @@
         "src/diag.cc",
         "src/errors.cc",
         "src/memory.cc",
+        "src/rlimit.cc",
         "src/steer.cc",
-        "src/sockets.cc"
+        "src/sockets.cc",
+        "src/plane/poller.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -20,7 +22,14 @@
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
       ],
       "libraries": ["-lbpf", "-lelf", "-lz"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "configurations": {
+        "Sanitize": {
+          "inherit_from": ["Release"],
+          "cflags_cc": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g", "-O1"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }
+      }
     }
   ]
 }

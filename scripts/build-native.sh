@@ -6,8 +6,18 @@
 # (libuv and V8 have no stable ABI across Node majors). A nodedir given to npm
 # (npm_config_nodedir, from an .npmrc or the environment) is used only when it
 # holds this very version's headers.
+#
+#   build-native.sh            native/build/Release/jfe_native.node (rebuilt whole)
+#   build-native.sh sanitize   native/build/Sanitize/jfe_native.node: the ASan +
+#                              UBSan build (binding.gyp's "Sanitize"
+#                              configuration) of npm run test:sanitize, made
+#                              beside Release, which it leaves as it is
 set -eu
 cd "$(dirname "$0")/../native"
+case "${1:-}" in
+'' | sanitize) ;;
+*) echo "usage: $0 [sanitize]" >&2; exit 2 ;;
+esac
 
 # "26.12.1" from a node_version.h, empty when the file is missing.
 header_version() {
@@ -34,4 +44,10 @@ else
 	fi
 fi
 echo "jfe: building the addon for Node $running with the headers in $nodedir/include/node" >&2
+if [ "${1:-}" = sanitize ]; then
+	# node-gyp builds only Release or Debug: configure (which rewrites the
+	# Makefiles, not Release's objects), then make the other configuration.
+	node-gyp configure --loglevel=warn --nodedir="$nodedir"
+	exec make -C build BUILDTYPE=Sanitize -j"$(nproc)"
+fi
 exec node-gyp rebuild --nodedir="$nodedir"

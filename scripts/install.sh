@@ -21,7 +21,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 # Build: the BPF object (clang, bpftool for the skeleton), the addon (libbpf).
 # Run: ip, nsenter and mount for routing, namespaces and bpffs. curl fetches
-# Node.js when it is missing.
+# Node.js when it is missing. g++ also brings the ASan and UBSan runtimes
+# (libasan, libubsan, through libgcc-N-dev) that npm run test:sanitize uses.
 pkgs="clang llvm make g++ python3 pkg-config libbpf-dev libelf-dev zlib1g-dev iproute2 util-linux ca-certificates curl"
 test_pkgs="openssl procps nginx-light redis-server redis-tools haproxy wrk pebble postgresql postgresql-client mariadb-server mariadb-client exim4-daemon-light dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libio-socket-ssl-perl systemd"
 

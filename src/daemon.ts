@@ -17,6 +17,7 @@ import { InternalCa } from './certs/internal-ca';
 import { StateDir } from './certs/state-dir';
 import type { CertStore } from './certs/store';
 import type { Settings } from './config/load';
+import { openFilesNeeded } from './config/open-files';
 import { resolvePortSet } from './config/ports';
 import { type LogLevel, type Logger, setLogLevel } from './log';
 import { ACME_OPTION_NAMES, AcmeOwner, openAcmeWorker, validateAcmeSettings } from './daemon/acme';
@@ -59,11 +60,37 @@ function steeringOptions(s: RunSettings): SteeringOptions {
   return { netnsPath: undefined, pinDir: s.pinDir, runDir: s.runDir, mark: s.mark, table: s.table, priority: s.rulePriority };
 }
 
+/**
+ * The soft open-files limit up to the hard one, in every process (a worker's
+ * limit is its own): two fds per connection, and a login shell's soft 1024
+ * would cap a worker near 500 connections. Node raises it at start too
+ * (undocumented); this makes it a promise, logged once by the primary.
+ */
+function raiseOpenFiles(s: RunSettings, log: Logger, primary: boolean): void {
+  let limits: { soft: number; hard: number };
+  try {
+    limits = native().raiseNofileLimit();
+  } catch (err) {
+    log.warn({ err }, 'could not raise the open files limit to its hard limit');
+    return;
+  }
+  if (!primary) return;
+  const needed = openFilesNeeded(s.maxConnections);
+  if (limits.soft >= needed) log.info({ ...limits, needed }, 'open files limit');
+  else log.warn({ ...limits, needed, maxConnections: s.maxConnections }, 'open files limit below what --max-connections needs: raise the hard limit (systemd: LimitNOFILE=) or lower --max-connections; see jfe doctor');
+}
+
 /** Runs the agent until SIGTERM or SIGINT; resolves with the exit code. */
 export function runDaemon(s: RunSettings, root: Logger, reload?: () => RunSettings): Promise<number> {
   const slot = process.env[SLOT_ENV];
-  if (slot === undefined) return runPrimary(s, root, root.child({ role: 'primary' }), reload);
-  return runWorker(s, Number(slot), root, root.child({ role: 'worker', slot: Number(slot) }));
+  if (slot === undefined) {
+    const log = root.child({ role: 'primary' });
+    raiseOpenFiles(s, log, true);
+    return runPrimary(s, root, log, reload);
+  }
+  const log = root.child({ role: 'worker', slot: Number(slot) });
+  raiseOpenFiles(s, log, false);
+  return runWorker(s, Number(slot), root, log);
 }
 
 /** The settings the primary validated, as JSON: a worker never reads the config file itself. */

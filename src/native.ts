@@ -117,6 +117,10 @@ export interface Native {
   diagOpen(): number;
   diagListeners(fd: number, family: Family): { addr: string; port: number; v6only: boolean }[];
   diagExists(fd: number, family: Family, localAddr: string, localPort: number, remoteAddr: string, remotePort: number): boolean;
+  /** RLIMIT_NOFILE of this process. */
+  nofileLimit(): { soft: number; hard: number };
+  /** Sets the soft RLIMIT_NOFILE to the hard one; returns the limits after. */
+  raiseNofileLimit(): { soft: number; hard: number };
   /** malloc_trim(0): freed heap pages back to the kernel; true if any were (false where libc is not glibc). */
   mallocTrim(): boolean;
   /** A new block of shared connection counts (memfd, close-on-exec): `columns` workers, `entries` per column (a power of two). */
@@ -126,7 +130,14 @@ export interface Native {
   layout: Layout;
 }
 
-const ADDON = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'jfe_native.node');
+/**
+ * JFE_NATIVE_ADDON: another build of the addon to load instead, by path.
+ * `npm run test:sanitize` points it at the ASan + UBSan build
+ * (native/build/Sanitize/jfe_native.node), in the tests and in the agent and
+ * workers they spawn, which inherit the environment. Read once, at load.
+ */
+export const ADDON_ENV = 'JFE_NATIVE_ADDON';
+const ADDON = process.env[ADDON_ENV] ? path.resolve(process.env[ADDON_ENV]) : path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'jfe_native.node');
 
 let loaded: Native | undefined;
 

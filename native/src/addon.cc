@@ -6,6 +6,7 @@
 #include "diag.h"
 #include "errors.h"
 #include "memory.h"
+#include "rlimit.h"
 #include "sockets.h"
 #include "steer.h"
 
@@ -36,6 +37,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("diagListeners", Napi::Function::New(env, DiagListeners));
 	exports.Set("diagExists", Napi::Function::New(env, DiagExists));
 	exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
+	exports.Set("nofileLimit", Napi::Function::New(env, NofileLimit));
+	exports.Set("raiseNofileLimit", Napi::Function::New(env, RaiseNofileLimit));
 	exports.Set("connTableCreate", Napi::Function::New(env, ConnTableCreate));
 	exports.Set("ConnTable", ConnTableClass(env));
 	exports.Set("layout", Layout(env));

@@ -7,17 +7,24 @@ export interface CheckResult {
   name: string;
   ok: boolean;
   detail: string;
-  /** What to do about a failure. */
+  /** What to do about a failure, or a warning. */
   fix?: string;
+  /** Passes, but needs attention: shown as "warn", with its fix; does not fail jfe doctor. */
+  warn?: boolean;
+}
+
+/** The steering's settings, and those of jfe run that a check compares with the host. */
+export interface DoctorOptions extends SteeringOptions {
+  maxConnections: number;
 }
 
 export interface Check {
   name: string;
-  run(opts: SteeringOptions): CheckResult | Promise<CheckResult>;
+  run(opts: DoctorOptions): CheckResult | Promise<CheckResult>;
 }
 
 /** Runs every check independently: one that throws fails alone, with its error as the detail. */
-export async function runChecks(checks: Check[], opts: SteeringOptions): Promise<CheckResult[]> {
+export async function runChecks(checks: Check[], opts: DoctorOptions): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
   for (const c of checks) {
     try {

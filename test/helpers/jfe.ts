@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { World } from './netns';
+import { SANITIZE_LOGS_ENV } from './sanitize-preload';
 import { BIN, runSync } from './spawn';
 
 export interface RunningJfe {
@@ -53,7 +54,13 @@ export async function startJfe(w: World, args: string[] = [], opts: { workers?: 
       }
     }
   });
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // Under npm run test:sanitize, UBSan writes its reports to stderr only (its log_path is lost
+  // to ASan's in the same process): the agent's stderr is kept where the script looks for them.
+  const sanitizeLogs = process.env[SANITIZE_LOGS_ENV];
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (sanitizeLogs) fs.appendFileSync(path.join(sanitizeLogs, `jfe-stderr.${proc.pid}`), d);
+  });
   // 'exit' can come before the last lines on stdout are read (a test that checked
   // the final "stopped; ..." line failed on it under load): wait for the streams
   // to end too, bounded, since a worker that kept stdout open must not hang a test.

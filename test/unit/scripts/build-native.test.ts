@@ -53,3 +53,11 @@ test('a nodedir with no headers at all is refused too', async (t) => {
   assert.match(r.stderr, /holds the headers of Node \(none found\), but this build runs Node /);
   assert.deepEqual(fs.readdirSync(path.join(dir, 'native')), []);
 });
+
+test('an argument other than "sanitize" is refused with the usage, before anything runs', async (t) => {
+  const { script, dir } = scriptCopy(t);
+  const r = await run('sh', [script, 'asan'], { env: env(path.resolve(process.execPath, '..', '..')) });
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr, `usage: ${script} [sanitize]\n`);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'native')), []);
+});
