@@ -764,6 +764,23 @@ function fdLimits(root: number | undefined): number[] {
   });
 }
 
+/** The kernel's SNMP counters of a namespace (nstat -a: absolute; -s: leaves nstat's history alone). */
+function netstat(ns: string): Map<string, number> {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'nstat', '-azs', '--json'], { encoding: 'utf8' });
+  const out = new Map<string, number>();
+  try {
+    for (const group of Object.values(JSON.parse(r.stdout ?? '{}') as Record<string, Record<string, number>>)) {
+      for (const [k, v] of Object.entries(group)) out.set(k, v);
+    }
+  } catch {
+    /* no nstat: the counters stay unknown */
+  }
+  return out;
+}
+
+const counterDelta = (a: Map<string, number>, z: Map<string, number>, k: string): number | undefined =>
+  a.has(k) && z.has(k) ? (z.get(k) ?? 0) - (a.get(k) ?? 0) : undefined;
+
 interface IdleResult {
   target: TargetId;
   ready: IdleClientReady;
@@ -775,6 +792,12 @@ interface IdleResult {
   proxyFdLimits: number[];
   /** The proxy's CPU while the connections opened, s. */
   openCpuS: number | null;
+  /**
+   * While they opened: client SYNs the server namespace answered with a challenge ACK (their
+   * 4-tuple was already an established socket there) and SYNs the client had to send again.
+   */
+  synChallenges?: number;
+  synRetrans?: number;
   /** Seconds from the close until neither the proxy nor nginx held a connection (null: they still did). */
   releasedS: number | null;
   leftAfter: string[];
@@ -856,6 +879,7 @@ async function measureIdle(b: Bench, t: Target): Promise<IdleResult> {
   const p0 = await settledMem(proxyRoot);
   const n0 = await settledMem(nginxRoot);
   const c0 = sampleCpu(proxyRoot);
+  const [srv0, cli0] = [netstat(b.w.srv.name), netstat(b.w.cli.name)];
   const f0 = foreignTicks();
   const t0 = Date.now();
   log(`${t.id.padEnd(7)} ${IDLE_RUN}: opening ${IDLE_N} connections from ${IDLE_SOURCES.length} address(es), ${IDLE_PARALLEL} at a time`);
@@ -868,6 +892,7 @@ async function measureIdle(b: Bench, t: Target): Promise<IdleResult> {
     const io = tagged(client);
     const ready = await io.wait<IdleClientReady>('READY', cfg.openMs + 15_000);
     const c1 = sampleCpu(proxyRoot);
+    const [srv1, cli1] = [netstat(b.w.srv.name), netstat(b.w.cli.name)];
     log(
       `${t.id.padEnd(7)} ${IDLE_RUN}: ${ready.held} held, ${ready.failed} failed in ${(ready.ms / 1000).toFixed(1)} s ` +
         `(10%, 20%, … held after ${ready.tenths.map((x) => (x / 1000).toFixed(1)).join(', ')} s); waiting for the memory to settle`,
@@ -897,6 +922,14 @@ async function measureIdle(b: Bench, t: Target): Promise<IdleResult> {
     if (closed.droppedWhileIdle > 0) notes.push(`⚠ ${closed.droppedWhileIdle} connection(s) closed by the far side while idle`);
     if (closed.closed < closed.of) notes.push(`⚠ only ${closed.closed} of ${closed.of} connections closed within ${cfg.closeMs / 1000} s of the client's FIN`);
     if (leftAfter.length > 0) notes.push(`⚠ 30 s after the close, ${leftAfter.length} TCP connection(s) were still held: ${leftAfter.slice(0, 3).join(' · ')}`);
+    const challenges = counterDelta(srv0, srv1, 'TcpExtTCPSYNChallenge') ?? 0;
+    if (challenges > 0) {
+      // A transparent proxy dials from the client's address on a port of its own choosing; a
+      // later connection of that client from the same port meets the service's established end.
+      notes.push(
+        `⚠ ${challenges} client SYN(s) met a 4-tuple already established in the server namespace (the service's end of an upstream connection the proxy made from the same client address and port): the kernel answered each with a challenge ACK and the client could not connect while that one lived`,
+      );
+    }
     if (invalid) notes.push(`⚠ ${invalid}`);
     const samePids = (a: MemSample | null | undefined, z: MemSample | null | undefined): boolean => (a?.pids.join(',') ?? '') === (z?.pids.join(',') ?? '');
     if (!samePids(p0, p1)) notes.push(`proxy processes changed during the run (${p0?.pids.join(',')} → ${p1?.pids.join(',')}): memory miscounted`);
@@ -909,6 +942,8 @@ async function measureIdle(b: Bench, t: Target): Promise<IdleResult> {
       nginx: n0 && n1 && n2 ? [n0, n1, n2] : null,
       proxyFdLimits: fdLimits(proxyRoot),
       openCpuS: cpuSeconds(c0, c1),
+      synChallenges: counterDelta(srv0, srv1, 'TcpExtTCPSYNChallenge'),
+      synRetrans: counterDelta(cli0, cli1, 'TcpExtTCPSynRetrans'),
       releasedS,
       leftAfter,
       foreignPct,
@@ -1010,12 +1045,12 @@ function idleSection(idle: IdleResult[]): string[] {
   L.push(row('↳ nginx RSS, MiB: before → holding → after closing', three('nginx', (m) => mib(m.rssKiB))));
   L.push(row('connections held / failed / closed by the far side while idle', (r) => `${fmt(r.ready.held, 0)} / ${fmt(r.ready.failed + r.ready.notStarted, 0)} / ${r.closed ? fmt(r.closed.droppedWhileIdle, 0) : '?'}`));
   L.push(row(`time to open them all, s (${IDLE_PARALLEL} at a time)`, (r) => fmt(r.ready.ms / 1000, 1)));
+  L.push(row('↳ SYNs resent by the client / answered by a challenge ACK (their 4-tuple taken on the server side)', (r) => `${r.synRetrans === undefined ? '?' : fmt(r.synRetrans, 0)} / ${r.synChallenges === undefined ? '?' : fmt(r.synChallenges, 0)}`));
   L.push(row('client FIN → every connection closed both ways, s', (r) => (r.closed ? `${fmt(r.closed.ms / 1000, 1)}${r.closed.closed < r.closed.of ? ` ⚠ ${r.closed.closed}/${r.closed.of}` : ''}` : '–')));
   L.push(row('… and no socket left in the proxy or nginx, s', (r) => (r.releasedS === null ? `⚠ ${r.leftAfter.length} left` : fmt(r.releasedS, 1))));
-  L.push('');
   const noted = idle.filter((r) => r.notes.length > 0);
-  for (const r of noted) L.push(`- ${IDLE_RUN} ${r.target}: ${r.notes.join('; ')}`);
   if (noted.length > 0) L.push('');
+  for (const r of noted) L.push(`- ${IDLE_RUN} ${r.target}: ${r.notes.join('; ')}`);
   return L;
 }
 
@@ -1059,6 +1094,7 @@ function report(h: Header, results: Result[], idle: IdleResult[], seconds: numbe
   if (ran.length > 0) L.push('');
 
   L.push(...idleSection(idle));
+  if (idle.length > 0 && results.length > 0) L.push('');
 
   if (results.length > 0) {
     L.push('Every run, with wrk\'s error counters (socket errors: connect / read / write / timeout; non-2xx/3xx responses):', '');
