@@ -855,8 +855,28 @@ function jfeInvalid(b: Bench, t: Target, pids: number[] | undefined): string | u
   return undefined;
 }
 
+/**
+ * A fresh proxy, with one request through it. One that served the runs before keeps the heap
+ * and pools they grew (jfe's V8 heap grows by ~100 MiB over plaintext-new), and the idle
+ * connections would fill that room unseen: measured after plaintext-new, jfe's cost per
+ * connection came out at a quarter of a fresh start's, for about the same total.
+ */
+async function restartProxy(b: Bench, t: Target): Promise<void> {
+  if (t.id !== 'direct') log(`${t.id.padEnd(7)} ${IDLE_RUN}: restarting ${t.name} to weigh it from a fresh start`);
+  if (t.id === 'haproxy' && b.haproxy) {
+    await b.haproxy.stop();
+    b.haproxy = await startHaproxy(b);
+    await curlOk(b.w, [`http://${b.w.srv4}:${PORTS.haproxyPlain}/`], 'nginx-plain\n');
+  } else if (t.id === 'jfe' && b.jfe) {
+    await stopJfe(b);
+    b.jfe = await startBenchJfe(b);
+    await curlOk(b.w, [`http://${b.w.srv4}:${PORTS.plain}/`], 'nginx-plain\n');
+  }
+}
+
 async function measureIdle(b: Bench, t: Target): Promise<IdleResult> {
   const notes: string[] = [];
+  await restartProxy(b, t);
   await ensureJfe(b, t, IDLE_RUN, notes);
   const script = path.join(b.w.tmp, 'idle-client.js');
   fs.writeFileSync(script, IDLE_CLIENT_JS);
@@ -1277,7 +1297,7 @@ async function main(): Promise<void> {
       `File descriptors (RLIMIT_NOFILE, soft): HAProxy ${[...new Set(haproxyFdLimits)].join(', ') || '?'} (from its maxconn ${HAPROXY_MAXCONN}), jfe's processes ${[...new Set(jfeFdLimits)].join(', ') || '?'} (prlimit), nginx worker_rlimit_nofile ${FD_LIMIT} with worker_connections ${NGINX_CONNS}; the bench's own hard limit was ${runSync('sh', ['-c', 'ulimit -Hn']).stdout.trim()}. jfe: \`--max-connections\` ${JFE_MAX_CONNS ?? '20000 (default)'}, \`--max-connections-per-client\` 2000 (default).`,
       ...(RUNS.has(IDLE_RUN)
         ? [
-            `${IDLE_RUN}: a Node client in the client namespace opens ${IDLE_N} connections, ${IDLE_PARALLEL} at a time, spread over ${IDLE_SOURCES.length} client address(es) ${IDLE_SOURCES[0]}${IDLE_SOURCES.length > 1 ? `–${IDLE_SOURCES.at(-1)}` : ''} (at most ${IDLE_PER_SOURCE} each, half of jfe's per-client cap), sends \`GET /\` on each and reads nginx's answer, then holds them all idle (nginx keepalive_timeout 600s, HAProxy timeouts 10m, jfe's idle timeout 1h). Memory: Rss and Pss from /proc/<pid>/smaps_rollup summed over the proxy's processes (jfe: the primary and its workers), once it settles (two samples 500 ms apart within 0.2%, at most 10 s), before opening and while holding. Then the client sends FIN on every connection and waits for each to close.`,
+            `${IDLE_RUN}: a Node client in the client namespace opens ${IDLE_N} connections, ${IDLE_PARALLEL} at a time, spread over ${IDLE_SOURCES.length} client address(es) ${IDLE_SOURCES[0]}${IDLE_SOURCES.length > 1 ? `–${IDLE_SOURCES.at(-1)}` : ''} (at most ${IDLE_PER_SOURCE} each, half of jfe's per-client cap), sends \`GET /\` on each and reads nginx's answer, then holds them all idle (nginx keepalive_timeout 600s, HAProxy timeouts 10m, jfe's idle timeout 1h). Each proxy is restarted just before (one request through it first), so what the runs before grew does not hide the connections' cost. Memory: Rss and Pss from /proc/<pid>/smaps_rollup summed over the proxy's processes (jfe: the primary and its workers), once it settles (two samples 500 ms apart within 0.2%, at most 10 s), before opening and while holding. Then the client sends FIN on every connection and waits for each to close.`,
           ]
         : []),
       `Each run: wrk ${DURATION} s after a ${WARMUP} s warm-up. New connections: \`-H 'Connection: close'\`, 32 connections, 2 threads. Keep-alive: 32 connections, 2 threads. Bulk: GET /big (${BIG_BYTES / 2 ** 20} MiB, random bytes), 1 connection (1 thread) and 8 connections (2 threads). MB = 10⁶ bytes, GB = 10⁹ bytes.`,
