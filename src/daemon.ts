@@ -31,6 +31,7 @@ import { acquireTakeoverLock } from './daemon/takeover-lock';
 import { HostConnectionTable, openWorkerCounter } from './daemon/conn-table';
 import { READY_MESSAGE, REGISTER_MESSAGE, SLOT_ENV, STOP_MESSAGE, WorkerPool } from './daemon/worker-pool';
 import { JfeError } from './errors';
+import { native } from './native';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
