@@ -10,7 +10,14 @@
         "src/memory.cc",
         "src/steer.cc",
         "src/sockets.cc",
-        "src/plane/poller.cc"
+        "src/tcp.cc",
+        "src/plane/poller.cc",
+        "src/plane/listener.cc",
+        "src/plane/dial.cc",
+        "src/plane/conn.cc",
+        "src/plane/core.cc",
+        "src/plane/relay.cc",
+        "src/plane/plane.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

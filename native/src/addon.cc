@@ -6,6 +6,7 @@
 #include "diag.h"
 #include "errors.h"
 #include "memory.h"
+#include "plane/plane.h"
 #include "sockets.h"
 #include "steer.h"
 
@@ -38,6 +39,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
 	exports.Set("connTableCreate", Napi::Function::New(env, ConnTableCreate));
 	exports.Set("ConnTable", ConnTableClass(env));
+	exports.Set("Plane", plane::PlaneClass(env));
 	exports.Set("layout", Layout(env));
 	return exports;
 }
