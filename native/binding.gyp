@@ -10,7 +10,9 @@
         "src/memory.cc",
         "src/steer.cc",
         "src/sockets.cc",
-        "src/plane/poller.cc"
+        "src/plane/poller.cc",
+        "src/plane/relay.cc",
+        "src/plane/relay_testing.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -6,6 +6,7 @@
 #include "diag.h"
 #include "errors.h"
 #include "memory.h"
+#include "plane/relay_testing.h"
 #include "sockets.h"
 #include "steer.h"
 
@@ -39,6 +40,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("connTableCreate", Napi::Function::New(env, ConnTableCreate));
 	exports.Set("ConnTable", ConnTableClass(env));
 	exports.Set("layout", Layout(env));
+	exports.Set("relayForTests", Napi::Function::New(env, plane::RelayForTests));
+	exports.Set("tcpPairForTests", Napi::Function::New(env, plane::TcpPairForTests));
 	return exports;
 }
 
