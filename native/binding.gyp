@@ -17,6 +17,7 @@
         "src/plane/conn.cc",
         "src/plane/core.cc",
         "src/plane/relay.cc",
+        "src/plane/relay_testing.cc",
         "src/plane/plane.cc"
       ],
       "include_dirs": [

@@ -94,6 +94,44 @@ export interface ConnTable {
   close(): void;
 }
 
+/** Why a native relay ended: RelayReason of agent/relay.ts, the same values in the same order. */
+export type NativeRelayReason = 'done' | 'idle' | 'client-reset' | 'upstream-reset' | 'client-error' | 'upstream-error' | 'aborted';
+
+/** RelayConfig (native/src/plane/relay.h) and the relay's start state, for relayForTests. */
+export interface RelayForTestsOptions {
+  bufferBytes?: number;
+  /** 0 disables splice. */
+  spliceAfterBytes?: number;
+  pipeBytes?: number;
+  pipesMax?: number;
+  pipesPooled?: number;
+  /** Client bytes already read, written upstream first. */
+  pendingUp?: Buffer;
+  /** Service bytes already read, written to the client first. */
+  pendingDown?: Buffer;
+  clientEof?: boolean;
+  upstreamEof?: boolean;
+}
+
+/** A native relay driven by a test; its getters keep their last values once it is gone. */
+export interface RelayForTests {
+  close(reason: 'idle' | 'aborted'): void;
+  bytesIn(): number;
+  bytesOut(): number;
+  /** Bytes written out of a pipe, both ways: the splice path. */
+  splicedBytes(): number;
+  /** Bytes held in user space and in pipes, both ways. */
+  bufferedBytes(): number;
+  /** Pipes of this relay's own pool, in use or pooled. */
+  pipesOpen(): number;
+  lastActivityMs(): number;
+  /** The poller's clock (uv_now), for lastActivityMs. */
+  nowMs(): number;
+  /** Times the sink was told. */
+  toldCount(): number;
+  closed(): boolean;
+}
+
 export interface Native {
   /** With `maps`, the program is loaded on those existing maps (each must match this build's definition). */
   loadProgram(maps?: Omit<ProgramFds, 'prog'>): ProgramFds;
@@ -124,6 +162,15 @@ export interface Native {
   /** Maps a block by its fd; column -1 for the primary's view. */
   ConnTable: new (fd: number, column: number, out: Uint32Array) => ConnTable;
   layout: Layout;
+  /** Test only: a native relay on this thread's loop, with a poller and pipe pool of its own. Takes both fds. */
+  relayForTests(
+    clientFd: number,
+    upstreamFd: number,
+    options: RelayForTestsOptions,
+    onClosed: (reason: NativeRelayReason, bytesIn: number, bytesOut: number) => void,
+  ): RelayForTests;
+  /** Test only: both ends of a TCP connection over 127.0.0.1, non-blocking. */
+  tcpPairForTests(): [number, number];
 }
 
 const ADDON = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'jfe_native.node');

@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "memory.h"
 #include "plane/plane.h"
+#include "plane/relay_testing.h"
 #include "sockets.h"
 #include "steer.h"
 
@@ -41,6 +42,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("ConnTable", ConnTableClass(env));
 	exports.Set("Plane", plane::PlaneClass(env));
 	exports.Set("layout", Layout(env));
+	exports.Set("relayForTests", Napi::Function::New(env, plane::RelayForTests));
+	exports.Set("tcpPairForTests", Napi::Function::New(env, plane::TcpPairForTests));
 	return exports;
 }
 
