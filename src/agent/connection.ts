@@ -110,7 +110,8 @@ export interface ConnectionDeps {
   opts: ConnectionOptions;
 }
 
-function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {
+/** The metric label of a failed connection to the service, by its error code. */
+export function upstreamFailure(err: { code?: string | undefined }): UpstreamFailure {
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
