@@ -46,6 +46,7 @@ const ADMIT = 0;
 const REFUSE = 1;
 const KIND_PLAIN = 1;
 const STAT_COLLISIONS = 0;
+const STAT_BACKOFFS = 1;
 /** RelayReason by its native value (relay.h), in order. */
 const RELAY_REASONS: readonly RelayReason[] = ['done', 'idle', 'client-reset', 'upstream-reset', 'client-error', 'upstream-error', 'aborted'];
 
@@ -97,6 +98,7 @@ export class DataPlane {
   private readonly key: ClientKey = { family: 4, hi: 0, lo: 0 };
   private readonly result: RelayResult = { reason: 'done', bytesIn: 0, bytesOut: 0 };
   private collisions = 0;
+  private backoffs = 0;
 
   constructor(
     opts: DataPlaneOptions,
@@ -161,6 +163,12 @@ export class DataPlane {
     }
     const seen = this.stats[STAT_COLLISIONS] as number;
     for (; this.collisions < seen; this.collisions++) this.deps.events.collision();
+    const backoffs = this.stats[STAT_BACKOFFS] as number;
+    if (backoffs > this.backoffs) {
+      // Told once the listeners accept again (no record comes while they cannot).
+      this.deps.log.warn({ times: backoffs - this.backoffs }, 'out of file descriptors on accept; the listeners rested 100 ms each time (raise RLIMIT_NOFILE)');
+      this.backoffs = backoffs;
+    }
   };
 
   private record(b: number): void {
