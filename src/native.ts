@@ -155,7 +155,10 @@ export interface PlaneOptions {
 export interface Plane {
   readonly records: Int32Array;
   readonly bytes: Buffer;
-  /** Totals since the plane began: [collisions, accept back-offs, accept errors, -]. */
+  /**
+   * Totals since the plane began: [collisions, accept back-offs, accept errors, -,
+   * bytes in and out of closed connections, bytes in and out (every connection, as of the last bytesRelayed())].
+   */
   readonly stats: Float64Array;
   /** Connections the core holds now (admitted or not, sniffing, relaying). */
   readonly activeConnections: number;
@@ -171,6 +174,8 @@ export interface Plane {
   closeIdle(idleMs: number): number;
   /** Resets every connection. */
   closeAll(): void;
+  /** Writes every byte relayed so far, open connections' included, into stats[6] (in) and stats[7] (out). */
+  bytesRelayed(): void;
   /** Everything closed, no record after this. */
   close(): void;
 }

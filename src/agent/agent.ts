@@ -94,6 +94,11 @@ export class Agent {
     return this.connections.size + (this.plane?.activeConnections ?? 0);
   }
 
+  /** The native data plane's bytes so far, open connections' included, reported as events.bytes (at scrape time). */
+  flushBytes(): void {
+    this.plane?.flushBytes();
+  }
+
   async start(): Promise<void> {
     const { opts, deps } = this;
     const log = deps.log.child({ component: 'agent' });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import { test } from 'node:test';
 import { openSteering } from '../../src/bpf/steering';
-import { connectRaw, connectTls, eventually, receiveAll, waitSteered, workerPid } from '../helpers/clients';
+import { connectRaw, connectTls, eventually, readN, receiveAll, waitSteered, workerPid } from '../helpers/clients';
 import { startJfe } from '../helpers/jfe';
 import { METRICS_PORT, type Sample, scrapeMetrics } from '../helpers/metrics';
 import { createWorld } from '../helpers/netns';
@@ -99,6 +99,17 @@ test('native data plane: exact bytes in metrics, fds and bypass entries back to 
   assert.equal(delta('jfe_bytes_total{direction="out"}'), RESPONSE);
   assert.equal(delta('jfe_connections_total{port="9400",kind="plain"}'), 1);
   assert.equal(delta('jfe_upstream_connect_failures_total'), 0);
+
+  // A connection still open: its bytes show at the scrape, not only once it closes.
+  const open = await connectRaw(w.cli, w.srv4, 9401);
+  const echoed = readN(open, 'hello\n'.length + 5000);
+  open.write(Buffer.alloc(5000, 98));
+  assert.equal((await echoed).length, 5006);
+  const during = await scrape();
+  assert.equal((during.get('jfe_bytes_total{direction="in"}') ?? 0) - (after.get('jfe_bytes_total{direction="in"}') ?? 0), 5000);
+  assert.equal((during.get('jfe_bytes_total{direction="out"}') ?? 0) - (after.get('jfe_bytes_total{direction="out"}') ?? 0), 5006);
+  assert.equal(during.get('jfe_connections_active'), 1);
+  open.destroy();
 
   // Load: plaintext relayed natively, a server-first service, TLS taken over by Node, clients that reset.
   const ca = fs.readFileSync(jfe.caFile, 'utf8');

@@ -61,6 +61,14 @@ Conn::~Conn()
 	bypass_.Delete();
 }
 
+void Conn::AddBytes(double *in, double *out) const
+{
+	if (state_ == State::kRelay && relay_ && !relay_->closed()) {
+		*in += static_cast<double>(relay_->BytesIn());
+		*out += static_cast<double>(relay_->BytesOut());
+	}
+}
+
 uint64_t Conn::LastActivityMs() const
 {
 	if (state_ == State::kRelay && relay_)
@@ -245,6 +253,8 @@ void Conn::OnRelayClosed(Relay * /*relay*/, RelayReason reason, uint64_t bytes_i
 	if (state_ == State::kDone)
 		return;
 	bypass_.Delete(); // the relay closed the upstream fd
+	core_.stats()[rec::kClosedBytesIn] += static_cast<double>(bytes_in);
+	core_.stats()[rec::kClosedBytesOut] += static_cast<double>(bytes_out);
 	int32_t *r = core_.Append(rec::kClosed, nullptr);
 	if (r != nullptr) {
 		Describe(r);

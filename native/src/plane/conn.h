@@ -44,6 +44,8 @@ class Conn : public Retirable, public RelaySink {
 	State state() const { return state_; }
 	// Poller time of the last byte either way (the accept while sniffing).
 	uint64_t LastActivityMs() const;
+	// Adds the bytes its relay moved so far (none unless relaying).
+	void AddBytes(double *in, double *out) const;
 	// Writes family, endpoints and ticket into a record.
 	void Describe(int32_t *r) const;
 

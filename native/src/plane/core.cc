@@ -142,6 +142,15 @@ size_t Core::CloseSilent(uint64_t idle_ms, bool idle)
 	return victims.size();
 }
 
+void Core::BytesRelayed()
+{
+	double in = stats_[rec::kClosedBytesIn], out = stats_[rec::kClosedBytesOut];
+	for (auto &c : live_)
+		c->AddBytes(&in, &out);
+	stats_[rec::kTotalBytesIn] = in;
+	stats_[rec::kTotalBytesOut] = out;
+}
+
 void Core::CloseAll()
 {
 	std::vector<Conn *> all;

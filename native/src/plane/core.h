@@ -50,6 +50,9 @@ class Core : public AcceptSink {
 	// runs once the last handle is gone.
 	void Shutdown(void (*done)(void *), void *arg);
 	size_t ActiveConnections() const { return live_.size(); }
+	// Writes every byte relayed so far (closed connections and open ones) into
+	// stats kTotalBytesIn/kTotalBytesOut: read at scrape time, O(connections).
+	void BytesRelayed();
 	bool closed() const { return shut_; }
 
 	// For connections.

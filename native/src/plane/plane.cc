@@ -42,6 +42,7 @@ class Plane : public Napi::ObjectWrap<Plane> {
 					   InstanceMethod("closeLongestIdle", &Plane::CloseLongestIdle),
 					   InstanceMethod("closeIdle", &Plane::CloseIdle),
 					   InstanceMethod("closeAll", &Plane::CloseAll),
+					   InstanceMethod("bytesRelayed", &Plane::BytesRelayed),
 					   InstanceMethod("close", &Plane::Close),
 					   InstanceAccessor("activeConnections", &Plane::Active, nullptr),
 				   });
@@ -201,6 +202,13 @@ class Plane : public Napi::ObjectWrap<Plane> {
 			core_->CloseAll();
 			core_->Safe();
 		}
+		return info.Env().Undefined();
+	}
+
+	Napi::Value BytesRelayed(const Napi::CallbackInfo &info)
+	{
+		if (core_ && !core_->closed())
+			core_->BytesRelayed();
 		return info.Env().Undefined();
 	}
 

@@ -57,7 +57,13 @@ enum Stat : size_t {
 	kCollisions = 0,
 	kAcceptBackoffs = 1,
 	kAcceptErrors = 2,
-	kStats = 4,
+	// Bytes relayed by connections that closed (in = client to service).
+	kClosedBytesIn = 4,
+	kClosedBytesOut = 5,
+	// Written by BytesRelayed(): every byte so far, open connections' included.
+	kTotalBytesIn = 6,
+	kTotalBytesOut = 7,
+	kStats = 8,
 };
 
 } // namespace jfe::plane::rec
