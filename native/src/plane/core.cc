@@ -211,6 +211,11 @@ int32_t *Core::Append(int32_t type, Conn *conn, size_t byte_need)
 	int32_t *r = records_ + count_ * rec::kWords;
 	memset(r, 0, rec::kWords * sizeof(int32_t));
 	r[rec::kType] = type;
+	// What applies if TS writes no verdict (its callback threw): nothing held.
+	if (type == rec::kAccepted)
+		r[rec::kVerdict] = rec::kRefuse;
+	else if (type == rec::kFirstBytes)
+		r[rec::kVerdict] = rec::kReset;
 	rec_conn_[count_] = conn;
 	count_++;
 	if (!flushing_)
