@@ -289,28 +289,31 @@ export class DataPlane {
     deps.leave(ticket);
   }
 
-  /** The key admission counts a client by (client-key.ts): an IPv4 address, an IPv6 /64. */
   private clientKey(b: number): ClientKey {
-    const k = this.key;
-    const off = (b + F.srcAddr) * 4;
-    if (this.rec[b + F.family] === 4) {
-      k.family = 4;
-      k.hi = this.view.getUint32(off, false);
-      k.lo = 0;
-    } else {
-      k.family = 6;
-      k.hi = this.view.getUint32(off, false);
-      k.lo = this.view.getUint32(off + 4, false);
-    }
-    return k;
+    return keyOfAddress(this.rec[b + F.family] === 4 ? 4 : 6, this.view, (b + F.srcAddr) * 4, this.key);
   }
 
   private address(b: number, word: number): string {
-    const off = (b + word) * 4;
-    const u8 = new Uint8Array(this.rec.buffer, this.rec.byteOffset + off, 16);
-    if (this.rec[b + F.family] === 4) return `${u8[0]}.${u8[1]}.${u8[2]}.${u8[3]}`;
-    return formatV6(u8);
+    return addressText(this.rec[b + F.family] === 4 ? 4 : 6, new Uint8Array(this.rec.buffer, this.rec.byteOffset + (b + word) * 4, 16));
   }
+}
+
+/**
+ * The key admission counts a client by, as client-key.ts makes it from the
+ * address's text: an IPv4 address, an IPv6 /64. Read from the address's bytes
+ * (network order, at byteOffset) into `out`: no string per connection.
+ */
+export function keyOfAddress(family: Family, view: DataView, byteOffset: number, out: ClientKey): ClientKey {
+  out.family = family;
+  out.hi = view.getUint32(byteOffset, false);
+  out.lo = family === 4 ? 0 : view.getUint32(byteOffset + 4, false);
+  return out;
+}
+
+/** An address's text, as Node prints remoteAddress (RFC 5952 for IPv6). */
+export function addressText(family: Family, b: Uint8Array): string {
+  if (family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  return formatV6(b);
 }
 
 /** 65536 bits, LSB first: the ports given. */
@@ -322,12 +325,10 @@ function portBitmap(ports: Iterable<number>): Uint8Array {
   return bits;
 }
 
-/** RFC 5952 text of 16 address bytes, as Node prints remoteAddress. */
+/** RFC 5952 text of 16 address bytes, as Node prints remoteAddress (glibc's inet_ntop, dotted tails included). */
 function formatV6(b: Uint8Array): string {
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push(((b[i] as number) << 8) | (b[i + 1] as number));
-  // IPv4-mapped: Node prints ::ffff:a.b.c.d
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   let bestAt = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
@@ -342,6 +343,10 @@ function formatV6(b: Uint8Array): string {
       bestLen = j - i;
     }
     i = j;
+  }
+  // IPv4-compatible (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d): the last 32 bits dotted.
+  if (bestAt === 0 && (bestLen === 6 || (bestLen === 5 && g[5] === 0xffff))) {
+    return `::${bestLen === 5 ? 'ffff:' : ''}${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   }
   const hex = g.map((x) => x.toString(16));
   if (bestAt < 0) return hex.join(':');
