@@ -254,6 +254,48 @@ describe('native relay', () => {
     });
   }
 
+  test('with no pipe to be had (pipesMax 0) bulk stays on buffers, byte-exact', LIMIT, async (t) => {
+    const r = makeRig(t, { spliceAfterBytes: 4096, pipesMax: 0 });
+    const up = randomBytes(16 * MiB);
+    const atService = readToEnd(r.service);
+    r.peer.resume();
+    r.peer.end(up);
+    assert.deepEqual(await atService, { length: up.length, sha: sha(up) });
+    r.service.end();
+    assert.deepEqual(await r.ended, { reason: 'done', bytesIn: up.length, bytesOut: 0 });
+    assert.equal(r.relay.splicedBytes(), 0);
+    assert.equal(r.relay.pipesOpen(), 0);
+  });
+
+  test('pipes in use and pooled stay within pipesPooled once the flows go quiet', LIMIT, async (t) => {
+    const r = makeRig(t, { spliceAfterBytes: 4096, pipesPooled: 0 });
+    const up = randomBytes(8 * MiB);
+    const atService = readToEnd(r.service);
+    r.peer.resume();
+    r.peer.end(up);
+    assert.deepEqual(await atService, { length: up.length, sha: sha(up) });
+    assert.ok(r.relay.splicedBytes() > 0);
+    // The direction ended with its pipe empty, and the pool keeps none.
+    assert.equal(r.relay.pipesOpen(), 0);
+    r.service.end();
+    assert.equal((await r.ended).reason, 'done');
+  });
+
+  test('events already fetched in the batch that closed the relay are ignored', LIMIT, async (t) => {
+    for (let i = 0; i < 20; i++) {
+      const r = makeRig(t);
+      r.peer.resume();
+      // Both fds become ready before the next epoll_wait: the reset closes the
+      // relay (which the sink retires) and the service's bytes reach a closed relay.
+      r.peer.resetAndDestroy();
+      r.service.write(randomBytes(1000));
+      r.service.resume();
+      assert.equal((await r.ended).reason, 'client-reset');
+      assert.equal(await r.serviceSaw, 'ECONNRESET');
+      assert.equal(r.relay.toldCount(), 1);
+    }
+  });
+
   test('a flow that never fills a read stays off the splice path', LIMIT, async (t) => {
     const r = makeRig(t, { bufferBytes: 16 * 1024, spliceAfterBytes: 4096 });
     for (let i = 0; i < 20; i++) {
