@@ -439,6 +439,7 @@ struct Relay::Impl {
 	Dir in;
 	Dir out;
 	uint64_t last_ms = 0;
+	bool started = false;
 	bool closed = false;
 	bool told = false;
 	RelayReason reason = RelayReason::kDone;
@@ -461,8 +462,9 @@ Relay::~Relay() = default;
 int Relay::Start()
 {
 	Impl &m = *impl_;
-	if (m.closed)
+	if (m.closed || m.started)
 		return 0;
+	m.started = true;
 	int err = m.poller.Add(m.client.fd.get(), kEvents, &m.client);
 	if (err == 0)
 		err = m.poller.Add(m.upstream.fd.get(), kEvents, &m.upstream);
