@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { openSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { native, type NativeRelayReason, type RelayForTests, type RelayForTestsOptions } from '../../../src/native';
@@ -420,6 +420,26 @@ describe('native relay', () => {
     r.service.write('b');
     await atPeer;
     assert.ok(r.relay.lastActivityMs() >= afterIn + 50, 'out');
+  });
+
+  test('a relay that cannot start (an fd epoll refuses) is closed at once: reason aborted, the upstream reset, no fd left', LIMIT, async () => {
+    await sleep(20);
+    const before = openFds();
+    const n = native();
+    const fileFd = openSync(__filename, 'r'); // epoll_ctl: EPERM on a regular file
+    const [upstreamFd, serviceFd] = n.tcpPairForTests();
+    const service = socketOf(serviceFd);
+    const serviceSaw = errorCodeAtClose(service);
+    service.resume();
+    const told: NativeRelayReason[] = [];
+    assert.throws(
+      () => n.relayForTests(fileFd, upstreamFd, {}, (reason) => told.push(reason)),
+      { code: 'EPERM' },
+    );
+    assert.deepEqual(told, ['aborted']);
+    assert.equal(await serviceSaw, 'ECONNRESET');
+    await sleep(50);
+    assert.equal(openFds(), before);
   });
 
   test('no fd is left open after relays end every way (done, reset, aborted, idle, spliced bulk)', LIMIT, async (t) => {
