@@ -180,21 +180,30 @@ struct Relay::Impl {
 	{
 		if (closed)
 			return; // an event fetched in the batch that closed us
-		if (events & EPOLLERR) {
-			int err = 0;
-			socklen_t len = sizeof(err);
-			if (getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
-				Fail(s, err);
-				Report();
-				return;
-			}
-		}
 		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			s.readable = true;
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			s.writable = true;
+		// A socket error surfaces from recv()/send() after the bytes that
+		// came before it, so those are relayed first, as a reset would find
+		// them. Only a side no syscall will touch again (its input ended,
+		// nothing to write to it) is asked directly.
 		Run();
+		if ((events & EPOLLERR) && !closed) {
+			Dir &from = s.client ? in : out;
+			Dir &to = s.client ? out : in;
+			if (from.eof && to.Pending() == 0)
+				CheckError(s);
+		}
 		Report(); // last: the sink may free the relay
+	}
+
+	void CheckError(Side &s)
+	{
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+			Fail(s, err);
 	}
 
 	void Run()

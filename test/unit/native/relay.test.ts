@@ -34,10 +34,25 @@ interface Rig {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Resolves, once `s` has closed, with the code of the first error it saw (null if none).
+ * At EOF it probes with a zero-length write: libuv reports a RST that arrives behind
+ * unread bytes as EOF, and the probe surfaces the reset (see agent/relay.ts, confirmEof).
+ */
 function errorCodeAtClose(s: net.Socket): Promise<string | null> {
   let code: string | null = null;
-  s.on('error', (err: NodeJS.ErrnoException) => {
+  const record = (err: NodeJS.ErrnoException): void => {
     code ??= err.code ?? err.message;
+  };
+  s.on('error', record);
+  s.on('end', () => {
+    if (s.writableEnded || s.destroyed) return;
+    s.write(Buffer.alloc(0), (err) => {
+      if (err) {
+        record(err);
+        s.destroy();
+      }
+    });
   });
   return new Promise((resolve) => s.once('close', () => resolve(code)));
 }
@@ -232,6 +247,36 @@ describe('native relay', () => {
     assert.deepEqual(await r.ended, { reason: 'upstream-reset', bytesIn: 0, bytesOut: 3 });
   });
 
+  test('bytes a service sent just before its reset reach the client, then the reset', LIMIT, async (t) => {
+    for (let i = 0; i < 10; i++) {
+      const r = makeRig(t);
+      const parts: Buffer[] = [];
+      r.peer.on('data', (chunk: Buffer) => parts.push(chunk));
+      // The response and the RST are both queued at the relay's upstream fd
+      // before it reads: the bytes go first, as a recv() returns them first.
+      r.service.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+      r.service.resetAndDestroy();
+      assert.equal((await r.ended).reason, 'upstream-reset');
+      assert.match(String(await r.peerSaw), /^(ECONNRESET|EPIPE)$/);
+      assert.equal(Buffer.concat(parts).toString(), 'HTTP/1.1 400 Bad Request\r\n\r\n');
+      assert.equal(r.relay.bytesOut(), 28);
+    }
+  });
+
+  test('a side that reset after its input ended, with nothing to write to it, is seen at once', LIMIT, async (t) => {
+    const r = makeRig(t);
+    r.peer.resume();
+    const peerEnd = once(r.peer, 'end');
+    r.service.end('bye');
+    await peerEnd;
+    // No syscall of the relay touches the upstream fd any more: only its
+    // error (EPOLLERR, SO_ERROR) tells the relay.
+    r.service.resetAndDestroy();
+    assert.deepEqual(await r.ended, { reason: 'upstream-reset', bytesIn: 0, bytesOut: 3 });
+    r.peer.write('anyone?');
+    assert.match(String(await r.peerSaw), /^(ECONNRESET|EPIPE)$/);
+  });
+
   test('a reset after a half-close is still carried across', LIMIT, async (t) => {
     const r = makeRig(t);
     const atService = readToEnd(r.service);
@@ -357,6 +402,7 @@ describe('native relay', () => {
       receiver.resume();
       assert.deepEqual(await atReceiver, { length: data.length, sha: sha(data) });
       assert.equal(moved(), data.length);
+      assert.equal(r.relay.bufferedBytes(), 0);
       if (splice) assert.ok(r.relay.splicedBytes() > 0);
     });
   }
