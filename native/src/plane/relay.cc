@@ -117,9 +117,9 @@ struct Relay::Impl {
 		Impl *impl;
 		Fd fd;
 		bool client;
-		// Known not readable/writable until epoll says otherwise. A fresh
-		// socket is writable; readable is learnt from the event that adding
-		// it to the set raises when bytes are already queued.
+		// Readiness as last learnt: set by epoll's events, cleared at
+		// EAGAIN. A fresh socket is writable; bytes already queued raise an
+		// event when the fd is added, so readable starts false.
 		bool readable = false;
 		bool writable = true;
 	};
