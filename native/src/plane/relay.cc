@@ -22,9 +22,10 @@ namespace jfe::plane {
 namespace {
 
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
-// Bytes one direction may read per event before it yields to the other
-// connections of the batch (its source is re-armed, not forgotten).
-constexpr size_t kBudget = 1024 * 1024;
+// Reads one direction may make per event before it yields to the other
+// connections of the batch (its source is re-armed, not forgotten): 256 KiB
+// through 16 KiB buffers, 1 MiB through 64 KiB pipes.
+constexpr int kReadsPerEvent = 16;
 
 bool IsReset(int err)
 {
@@ -116,9 +117,9 @@ struct Relay::Impl {
 		Impl *impl;
 		Fd fd;
 		bool client;
-		// Known not readable/writable until epoll says otherwise. A fresh
-		// socket is writable; readable is learnt from the event that adding
-		// it to the set raises when bytes are already queued.
+		// Readiness as last learnt: set by epoll's events, cleared at
+		// EAGAIN. A fresh socket is writable; bytes already queued raise an
+		// event when the fd is added, so readable starts false.
 		bool readable = false;
 		bool writable = true;
 	};
@@ -179,21 +180,30 @@ struct Relay::Impl {
 	{
 		if (closed)
 			return; // an event fetched in the batch that closed us
-		if (events & EPOLLERR) {
-			int err = 0;
-			socklen_t len = sizeof(err);
-			if (getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
-				Fail(s, err);
-				Report();
-				return;
-			}
-		}
 		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			s.readable = true;
 		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			s.writable = true;
+		// A socket error surfaces from recv()/send() after the bytes that
+		// came before it, so those are relayed first, as a reset would find
+		// them. Only a side no syscall will touch again (its input ended,
+		// nothing to write to it) is asked directly.
 		Run();
+		if ((events & EPOLLERR) && !closed) {
+			Dir &from = s.client ? in : out;
+			Dir &to = s.client ? out : in;
+			if (from.eof && to.Pending() == 0)
+				CheckError(s);
+		}
 		Report(); // last: the sink may free the relay
+	}
+
+	void CheckError(Side &s)
+	{
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(s.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+			Fail(s, err);
 	}
 
 	void Run()
@@ -207,7 +217,7 @@ struct Relay::Impl {
 	// Moves one direction as far as it goes; false once the relay closed.
 	bool Pump(Dir &d)
 	{
-		size_t budget = kBudget;
+		int budget = kReadsPerEvent;
 		for (;;) {
 			if (!Flush(d))
 				return false;
@@ -232,14 +242,13 @@ struct Relay::Impl {
 				poller.Modify(d.src->fd.get(), kEvents, d.src);
 				return true;
 			}
-			size_t n = 0;
+			budget--;
 			if (d.splice && (d.pipe || (d.pipe = shared.impl_->Get(shared.config_)))) {
-				if (!SpliceIn(d, n))
+				if (!SpliceIn(d))
 					return false;
-			} else if (!ReadIn(d, n)) {
+			} else if (!ReadIn(d)) {
 				return false;
 			}
-			budget -= std::min(budget, n);
 		}
 	}
 
@@ -292,7 +301,7 @@ struct Relay::Impl {
 
 	// One read into the shared buffer, written on at once; only what dst
 	// did not take is copied into d's own buffer. false once closed.
-	bool ReadIn(Dir &d, size_t &got)
+	bool ReadIn(Dir &d)
 	{
 		const size_t cap = shared.config_.buffer_bytes;
 		uint8_t *buf = shared.impl_->buf.get();
@@ -311,7 +320,7 @@ struct Relay::Impl {
 			d.eof = true;
 			return true;
 		}
-		got = static_cast<size_t>(n);
+		const size_t got = static_cast<size_t>(n);
 		d.read += got;
 		last_ms = poller.NowMs();
 		size_t sent = 0;
@@ -341,7 +350,7 @@ struct Relay::Impl {
 
 	// src -> pipe, only into an empty pipe (Pump flushes first), so EAGAIN
 	// means an empty socket. false once closed.
-	bool SpliceIn(Dir &d, size_t &got)
+	bool SpliceIn(Dir &d)
 	{
 		ssize_t n = splice(d.src->fd.get(), nullptr, d.pipe->w.get(), nullptr, shared.config_.pipe_bytes,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -359,9 +368,8 @@ struct Relay::Impl {
 			d.eof = true;
 			return true;
 		}
-		got = static_cast<size_t>(n);
-		d.piped += got;
-		d.read += got;
+		d.piped += static_cast<size_t>(n);
+		d.read += static_cast<size_t>(n);
 		last_ms = poller.NowMs();
 		return true;
 	}
@@ -440,6 +448,7 @@ struct Relay::Impl {
 	Dir in;
 	Dir out;
 	uint64_t last_ms = 0;
+	bool started = false;
 	bool closed = false;
 	bool told = false;
 	RelayReason reason = RelayReason::kDone;
@@ -462,8 +471,9 @@ Relay::~Relay() = default;
 int Relay::Start()
 {
 	Impl &m = *impl_;
-	if (m.closed)
+	if (m.closed || m.started)
 		return 0;
+	m.started = true;
 	int err = m.poller.Add(m.client.fd.get(), kEvents, &m.client);
 	if (err == 0)
 		err = m.poller.Add(m.upstream.fd.get(), kEvents, &m.upstream);

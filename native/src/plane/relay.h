@@ -42,7 +42,7 @@ struct RelayConfig {
 };
 
 // Shared by every relay of a worker (one per worker): reused read buffers
-// and the pipe pool. Not thread safe: one loop.
+// and the pipe pool. Not thread safe: one loop. Outlives its relays.
 class RelayShared {
       public:
 	explicit RelayShared(const RelayConfig &config);

@@ -30,14 +30,21 @@ struct Rig final : RelaySink {
 	std::unique_ptr<RelayShared> shared;
 	std::unique_ptr<Relay> relay;
 	uv_timer_t *timer = nullptr;
-	// What the getters answer once the rig is gone.
+	// What the getters answer once the relay is gone.
 	uint64_t in = 0, out = 0, spliced = 0;
 	size_t pipes = 0;
 	uint64_t last_ms = 0;
 	int told = 0;
 
 	explicit Rig(Napi::Env e) : env(e) {}
-	~Rig() { Free(); }
+	~Rig()
+	{
+		if (timer != nullptr) { // gone before its timer fired
+			timer->data = nullptr;
+			uv_close(reinterpret_cast<uv_handle_t *>(timer), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
+		}
+		Free();
+	}
 
 	void Snapshot()
 	{
@@ -54,14 +61,18 @@ struct Rig final : RelaySink {
 	{
 		Snapshot(); // pipesOpen() keeps answering the count when it closed
 		relay.reset();
+		poller.reset(); // frees what it still holds retired, before the pool goes
 		shared.reset();
-		poller.reset();
 	}
 
-	void OnRelayClosed(Relay *, RelayReason reason, uint64_t bytes_in, uint64_t bytes_out) override
+	void OnRelayClosed(Relay *closed, RelayReason reason, uint64_t bytes_in, uint64_t bytes_out) override
 	{
 		told++;
 		Snapshot();
+		// As the core does: retired from inside the call, freed at the end
+		// of the batch, or at once when no batch runs (Close() from JS).
+		if (relay.get() == closed)
+			poller->Retire(std::unique_ptr<Retirable>(relay.release()));
 		if (timer == nullptr) {
 			timer = new uv_timer_t;
 			uv_timer_init(poller->loop(), timer);
@@ -70,8 +81,10 @@ struct Rig final : RelaySink {
 			    timer,
 			    [](uv_timer_t *t) {
 				    auto *rig = static_cast<Rig *>(t->data);
-				    rig->Free();
-				    rig->timer = nullptr;
+				    if (rig != nullptr) {
+					    rig->Free();
+					    rig->timer = nullptr;
+				    }
 				    uv_close(reinterpret_cast<uv_handle_t *>(t), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
 			    },
 			    0, 0);

@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { openSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { native, type NativeRelayReason, type RelayForTests, type RelayForTestsOptions } from '../../../src/native';
 
 const MiB = 1024 * 1024;
 /** A hung test fails on its own instead of stalling the file. */
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 30_000 };
 
 interface Ended {
   reason: NativeRelayReason;
@@ -32,10 +32,27 @@ interface Rig {
   serviceSaw: Promise<string | null>;
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Resolves, once `s` has closed, with the code of the first error it saw (null if none).
+ * At EOF it probes with a zero-length write: libuv reports a RST that arrives behind
+ * unread bytes as EOF, and the probe surfaces the reset (see agent/relay.ts, confirmEof).
+ */
 function errorCodeAtClose(s: net.Socket): Promise<string | null> {
   let code: string | null = null;
-  s.on('error', (err: NodeJS.ErrnoException) => {
+  const record = (err: NodeJS.ErrnoException): void => {
     code ??= err.code ?? err.message;
+  };
+  s.on('error', record);
+  s.on('end', () => {
+    if (s.writableEnded || s.destroyed) return;
+    s.write(Buffer.alloc(0), (err) => {
+      if (err) {
+        record(err);
+        s.destroy();
+      }
+    });
   });
   return new Promise((resolve) => s.once('close', () => resolve(code)));
 }
@@ -48,8 +65,23 @@ function makeRig(t: TestContext, opts: RelayForTestsOptions = {}): Rig {
   const n = native();
   const [peerFd, clientFd] = n.tcpPairForTests();
   const [upstreamFd, serviceFd] = n.tcpPairForTests();
+  return startRig(t, opts, socketOf(peerFd), clientFd, upstreamFd, socketOf(serviceFd));
+}
+
+/** A rig whose client fd already holds `prefill` (sent by the peer, unread) when the relay starts. */
+async function makeRigPrefilled(t: TestContext, opts: RelayForTestsOptions, prefill: Buffer): Promise<Rig> {
+  const n = native();
+  const [peerFd, clientFd] = n.tcpPairForTests();
+  const [upstreamFd, serviceFd] = n.tcpPairForTests();
   const peer = socketOf(peerFd);
-  const service = socketOf(serviceFd);
+  peer.write(prefill);
+  while (peer.writableLength > 0) await sleep(5);
+  await sleep(20); // loopback delivery into clientFd's receive queue
+  return startRig(t, opts, peer, clientFd, upstreamFd, socketOf(serviceFd));
+}
+
+function startRig(t: TestContext, opts: RelayForTestsOptions, peer: net.Socket, clientFd: number, upstreamFd: number, service: net.Socket): Rig {
+  const n = native();
   const peerSaw = errorCodeAtClose(peer);
   const serviceSaw = errorCodeAtClose(service);
   let resolveEnded: (e: Ended) => void = () => undefined;
@@ -116,8 +148,6 @@ async function steady(sample: () => number, quietPolls = 10, pollMs = 25): Promi
   }
   return last;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function openFds(): number {
   return readdirSync('/proc/self/fd').length;
@@ -217,6 +247,36 @@ describe('native relay', () => {
     assert.deepEqual(await r.ended, { reason: 'upstream-reset', bytesIn: 0, bytesOut: 3 });
   });
 
+  test('bytes a service sent just before its reset reach the client, then the reset', LIMIT, async (t) => {
+    for (let i = 0; i < 10; i++) {
+      const r = makeRig(t);
+      const parts: Buffer[] = [];
+      r.peer.on('data', (chunk: Buffer) => parts.push(chunk));
+      // The response and the RST are both queued at the relay's upstream fd
+      // before it reads: the bytes go first, as a recv() returns them first.
+      r.service.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+      r.service.resetAndDestroy();
+      assert.equal((await r.ended).reason, 'upstream-reset');
+      assert.match(String(await r.peerSaw), /^(ECONNRESET|EPIPE)$/);
+      assert.equal(Buffer.concat(parts).toString(), 'HTTP/1.1 400 Bad Request\r\n\r\n');
+      assert.equal(r.relay.bytesOut(), 28);
+    }
+  });
+
+  test('a side that reset after its input ended, with nothing to write to it, is seen at once', LIMIT, async (t) => {
+    const r = makeRig(t);
+    r.peer.resume();
+    const peerEnd = once(r.peer, 'end');
+    r.service.end('bye');
+    await peerEnd;
+    // No syscall of the relay touches the upstream fd any more: only its
+    // error (EPOLLERR, SO_ERROR) tells the relay.
+    r.service.resetAndDestroy();
+    assert.deepEqual(await r.ended, { reason: 'upstream-reset', bytesIn: 0, bytesOut: 3 });
+    r.peer.write('anyone?');
+    assert.match(String(await r.peerSaw), /^(ECONNRESET|EPIPE)$/);
+  });
+
   test('a reset after a half-close is still carried across', LIMIT, async (t) => {
     const r = makeRig(t);
     const atService = readToEnd(r.service);
@@ -254,6 +314,60 @@ describe('native relay', () => {
     });
   }
 
+  test('with no pipe to be had (pipesMax 0) bulk stays on buffers, byte-exact', LIMIT, async (t) => {
+    const r = makeRig(t, { spliceAfterBytes: 4096, pipesMax: 0 });
+    const up = randomBytes(16 * MiB);
+    const atService = readToEnd(r.service);
+    r.peer.resume();
+    r.peer.end(up);
+    assert.deepEqual(await atService, { length: up.length, sha: sha(up) });
+    r.service.end();
+    assert.deepEqual(await r.ended, { reason: 'done', bytesIn: up.length, bytesOut: 0 });
+    assert.equal(r.relay.splicedBytes(), 0);
+    assert.equal(r.relay.pipesOpen(), 0);
+  });
+
+  test('pipes in use and pooled stay within pipesPooled once the flows go quiet', LIMIT, async (t) => {
+    const r = makeRig(t, { spliceAfterBytes: 4096, pipesPooled: 0 });
+    const up = randomBytes(8 * MiB);
+    const atService = readToEnd(r.service);
+    r.peer.resume();
+    r.peer.end(up);
+    assert.deepEqual(await atService, { length: up.length, sha: sha(up) });
+    assert.ok(r.relay.splicedBytes() > 0);
+    // The direction ended with its pipe empty, and the pool keeps none.
+    assert.equal(r.relay.pipesOpen(), 0);
+    r.service.end();
+    assert.equal((await r.ended).reason, 'done');
+  });
+
+  test('events already fetched in the batch that closed the relay are ignored', LIMIT, async (t) => {
+    for (let i = 0; i < 20; i++) {
+      const r = makeRig(t);
+      r.peer.resume();
+      // Both fds become ready before the next epoll_wait: the reset closes the
+      // relay (which the sink retires) and the service's bytes reach a closed relay.
+      r.peer.resetAndDestroy();
+      r.service.write(randomBytes(1000));
+      r.service.resume();
+      assert.equal((await r.ended).reason, 'client-reset');
+      assert.equal(await r.serviceSaw, 'ECONNRESET');
+      assert.equal(r.relay.toldCount(), 1);
+    }
+  });
+
+  test('bytes already queued past one event\'s read budget are all relayed (the source is re-armed)', LIMIT, async (t) => {
+    // 1 KiB reads, 16 per event: 48 KiB queued before the start and no further
+    // edge from the peer, so only the re-armed source brings the rest.
+    const data = randomBytes(48 * 1024);
+    const r = await makeRigPrefilled(t, { bufferBytes: 1024, spliceAfterBytes: 0 }, data);
+    const got = readN(r.service, data.length);
+    const stalled = sleep(5_000).then(() => null);
+    const result = await Promise.race([got, stalled]);
+    assert.ok(result !== null, `stalled at ${r.relay.bytesIn()} of ${data.length} bytes`);
+    assert.equal(sha(result), sha(data));
+  });
+
   test('a flow that never fills a read stays off the splice path', LIMIT, async (t) => {
     const r = makeRig(t, { bufferBytes: 16 * 1024, spliceAfterBytes: 4096 });
     for (let i = 0; i < 20; i++) {
@@ -288,6 +402,7 @@ describe('native relay', () => {
       receiver.resume();
       assert.deepEqual(await atReceiver, { length: data.length, sha: sha(data) });
       assert.equal(moved(), data.length);
+      assert.equal(r.relay.bufferedBytes(), 0);
       if (splice) assert.ok(r.relay.splicedBytes() > 0);
     });
   }
@@ -351,6 +466,26 @@ describe('native relay', () => {
     r.service.write('b');
     await atPeer;
     assert.ok(r.relay.lastActivityMs() >= afterIn + 50, 'out');
+  });
+
+  test('a relay that cannot start (an fd epoll refuses) is closed at once: reason aborted, the upstream reset, no fd left', LIMIT, async () => {
+    await sleep(20);
+    const before = openFds();
+    const n = native();
+    const fileFd = openSync(__filename, 'r'); // epoll_ctl: EPERM on a regular file
+    const [upstreamFd, serviceFd] = n.tcpPairForTests();
+    const service = socketOf(serviceFd);
+    const serviceSaw = errorCodeAtClose(service);
+    service.resume();
+    const told: NativeRelayReason[] = [];
+    assert.throws(
+      () => n.relayForTests(fileFd, upstreamFd, {}, (reason) => told.push(reason)),
+      { code: 'EPERM' },
+    );
+    assert.deepEqual(told, ['aborted']);
+    assert.equal(await serviceSaw, 'ECONNRESET');
+    await sleep(50);
+    assert.equal(openFds(), before);
   });
 
   test('no fd is left open after relays end every way (done, reset, aborted, idle, spliced bulk)', LIMIT, async (t) => {
