@@ -151,7 +151,7 @@ const opening: fc.Arbitrary<Buffer> = fc
 export const firstBytesTarget: FuzzTarget<FirstBytesInput> = {
   name: 'first-bytes',
   corpusDirs: ['test/fuzz/corpus/client-hello', 'test/fuzz/corpus/acme-http01', 'test/fuzz/corpus/postgres', 'test/fuzz/corpus/smtp'],
-  smokeRuns: 3_000,
+  smokeRuns: 20_000,
   async: true,
 
   seeds: (corpus: Corpus) => {
