@@ -60,15 +60,18 @@ function mayBeHttp01(client: Uint8Array): boolean {
 
 /**
  * The verdict for a connection whose first bytes the core has read.
+ * clientEof/serviceEof: the core read that side's FIN (after its bytes). An
+ * upstream reset or a client that resets or closes before anything is the
+ * core's to count and close, as the Sniffer does (upstreamFailed, closed).
  *
- * - plain: the service spoke first (the Sniffer relays plaintext whatever the
- *   client says then); the client spoke first with bytes that start neither a
- *   ClientHello nor an opening Node would look at; the client closed (FIN)
- *   having sent nothing.
+ * - plain: the service spoke first, or closed its side (FIN) first (the
+ *   Sniffer relays plaintext whatever the client says then); the client spoke
+ *   first with bytes that start neither a ClientHello nor an opening Node
+ *   would look at; the client closed (FIN) having sent nothing.
  * - takeOver: everything else with bytes in it: a ClientHello whole or in
  *   part, an invalid one (Node counts hello-invalid and resets), an opening
  *   Node must look at, a TLS prefix cut short by the client's FIN.
- * - reset: nothing read from either side and no FIN. The core asks with
+ * - reset: nothing read from either side and no FIN either way. The core asks with
  *   nothing only when its first-bytes wait ran out, and that wait is the
  *   Sniffer's own bound on a silent connection, the idle timeout
  *   (ConnectionOptions.idleTimeoutMs); the Sniffer resets such a connection
@@ -78,8 +81,8 @@ function mayBeHttp01(client: Uint8Array): boolean {
  * Pure; on the plain path it reads the first byte (on port 80, up to the
  * 32 of an http-01 request's fixed start) and allocates nothing.
  */
-export function decideFirstBytes(port: number, client: Uint8Array, service: Uint8Array, clientEof: boolean): FirstVerdict {
-  if (service.length > 0) return FIRST_VERDICT.plain;
+export function decideFirstBytes(port: number, client: Uint8Array, service: Uint8Array, clientEof: boolean, serviceEof = false): FirstVerdict {
+  if (service.length > 0 || serviceEof) return FIRST_VERDICT.plain;
   if (client.length === 0) return clientEof ? FIRST_VERDICT.plain : FIRST_VERDICT.reset;
   if (MAY_OPEN[client[0] as number] === 0) return port === HTTP01_PORT && mayBeHttp01(client) ? FIRST_VERDICT.takeOver : FIRST_VERDICT.plain;
   return decideOpening(port, Buffer.from(client.buffer, client.byteOffset, client.byteLength));

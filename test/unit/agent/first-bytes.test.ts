@@ -72,6 +72,11 @@ describe('decideFirstBytes', () => {
     assert.equal(decideFirstBytes(8080, NONE, NONE, true), plain);
   });
 
+  test('the service closed its side first (FIN, no byte): plain, the client may still send (the Sniffer\'s onUpstreamEnd)', () => {
+    assert.equal(decideFirstBytes(8080, NONE, NONE, false, true), plain);
+    assert.equal(decideFirstBytes(443, HELLO, NONE, false, true), plain);
+  });
+
   test('nothing read either way and no FIN (the core\'s wait, the idle timeout, ran out): reset', () => {
     assert.equal(decideFirstBytes(8080, NONE, NONE, false), reset);
     assert.equal(decideFirstBytes(443, NONE, NONE, false), reset);
