@@ -3,6 +3,8 @@
 // each accepted socket over, `dial` connects to a test service, `certs` is a stub with a
 // throwaway certificate. Each test asserts what the client and the service actually see,
 // the events the connection reported, and that onDone and `closed` came exactly once.
+// With RigOptions.core the rig plays the native core instead: it dials, reads the first
+// bytes straight from the fds, and hands both over through socketFromFd/adoptConnection.
 import assert from 'node:assert/strict';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
