@@ -222,7 +222,9 @@ export function adoptConnection(a: AdoptedConnection, deps: ConnectionDeps, onDo
  * accepted from a client, or dialed to a service): readable and writable at
  * once, half-open allowed (the relay carries each FIN on), no Nagle delay,
  * and its reads through reused-reads.ts as the agent's other sockets. The
- * socket owns the fd from now on: destroying it closes the fd.
+ * socket owns the fd from now on: destroying it closes the fd. The core must
+ * have stopped watching the fd first. Throws if the fd is not a stream socket
+ * (the fd is then still the caller's to close).
  */
 export function socketFromFd(fd: number): net.Socket {
   return socketWithReusedReads({ fd, readable: true, writable: true, allowHalfOpen: true, noDelay: true });

@@ -21,7 +21,7 @@
 //   checks below that do not depend on configuration (PostgreSQL's requests on
 //   any port, an http-01 request line on 80) are kept anyway, so a core that
 //   asks about such a port still gets a right answer.
-import { HTTP01_PORT, matchHttp01 } from './acme-challenges';
+import { HTTP01_PORT, HTTP01_REQUEST_PREFIX } from './acme-challenges';
 import { parseClientHello } from './client-hello';
 import { ALL_DIALOGUES } from './upgrades';
 
@@ -39,8 +39,6 @@ const ANYWHERE = ALL_DIALOGUES.filter((f) => f.detectAnywhere && f.firstSpeaker 
  * two bytes, a detector by its opening), so this table can't drift from them.
  */
 const MAY_OPEN: Uint8Array = firstBytes((one) => parseClientHello(one).kind !== 'not-tls' || ANYWHERE.some((f) => f.detect(one) !== 'no'));
-/** The same on port 80 for an http-01 validation request ('G'). */
-const MAY_OPEN_HTTP01: Uint8Array = firstBytes((one) => matchHttp01(one).kind !== 'no');
 
 function firstBytes(may: (one: Buffer) => boolean): Uint8Array {
   const table = new Uint8Array(256);
@@ -49,38 +47,53 @@ function firstBytes(may: (one: Buffer) => boolean): Uint8Array {
 }
 
 /**
+ * On port 80: whether the bytes may be an http-01 validation request, i.e. they
+ * and its fixed start agree as far as both go (matchHttp01's own first test;
+ * past it, whatever it says goes to Node). Every HTTP request on 80 passes
+ * here: compared in place, nothing allocated.
+ */
+function mayBeHttp01(client: Uint8Array): boolean {
+  const n = Math.min(client.length, HTTP01_REQUEST_PREFIX.length);
+  for (let i = 0; i < n; i++) if (client[i] !== HTTP01_REQUEST_PREFIX[i]) return false;
+  return true;
+}
+
+/**
  * The verdict for a connection whose first bytes the core has read.
+ * clientEof/serviceEof: the core read that side's FIN (after its bytes). An
+ * upstream reset or a client that resets or closes before anything is the
+ * core's to count and close, as the Sniffer does (upstreamFailed, closed).
  *
- * - plain: the service spoke first (the Sniffer relays plaintext whatever the
- *   client says then); the client spoke first with bytes that start neither a
- *   ClientHello nor an opening Node would look at; the client closed (FIN)
- *   having sent nothing.
+ * - plain: the service spoke first, or closed its side (FIN) first (the
+ *   Sniffer relays plaintext whatever the client says then); the client spoke
+ *   first with bytes that start neither a ClientHello nor an opening Node
+ *   would look at; the client closed (FIN) having sent nothing.
  * - takeOver: everything else with bytes in it: a ClientHello whole or in
  *   part, an invalid one (Node counts hello-invalid and resets), an opening
  *   Node must look at, a TLS prefix cut short by the client's FIN.
- * - reset: nothing read from either side and no FIN. The core asks with
+ * - reset: nothing read from either side and no FIN either way. The core asks with
  *   nothing only when its first-bytes wait ran out, and that wait is the
  *   Sniffer's own bound on a silent connection, the idle timeout
  *   (ConnectionOptions.idleTimeoutMs); the Sniffer resets such a connection
  *   (both sides, counted as closed 'none' with no handshake failure). A core
  *   whose wait is shorter than the idle timeout must not ask with nothing read.
  *
- * Pure; on the plain path it reads at most one byte and allocates nothing.
+ * Pure; on the plain path it reads the first byte (on port 80, up to the
+ * 32 of an http-01 request's fixed start) and allocates nothing.
  */
-export function decideFirstBytes(port: number, client: Uint8Array, service: Uint8Array, clientEof: boolean): FirstVerdict {
-  if (service.length > 0) return FIRST_VERDICT.plain;
+export function decideFirstBytes(port: number, client: Uint8Array, service: Uint8Array, clientEof: boolean, serviceEof = false): FirstVerdict {
+  if (service.length > 0 || serviceEof) return FIRST_VERDICT.plain;
   if (client.length === 0) return clientEof ? FIRST_VERDICT.plain : FIRST_VERDICT.reset;
-  const first = client[0] as number;
-  if (MAY_OPEN[first] === 0 && (port !== HTTP01_PORT || MAY_OPEN_HTTP01[first] === 0)) return FIRST_VERDICT.plain;
+  if (MAY_OPEN[client[0] as number] === 0) return port === HTTP01_PORT && mayBeHttp01(client) ? FIRST_VERDICT.takeOver : FIRST_VERDICT.plain;
   return decideOpening(port, Buffer.from(client.buffer, client.byteOffset, client.byteLength));
 }
 
-/** Off the hot path: the client's first byte may start something Node must look at. */
+/** Off the hot path: the client's first byte may start a ClientHello (0x16) or an opening detected on any port (0x00, PostgreSQL's). */
 function decideOpening(port: number, client: Buffer): FirstVerdict {
   // Not TLS is settled by the first two bytes, whatever maxHelloBytes is configured:
   // everything else (a hello, part of one, an invalid one) is Node's.
   if (parseClientHello(client).kind !== 'not-tls') return FIRST_VERDICT.takeOver;
-  if (port === HTTP01_PORT && matchHttp01(client).kind !== 'no') return FIRST_VERDICT.takeOver;
+  if (port === HTTP01_PORT && mayBeHttp01(client)) return FIRST_VERDICT.takeOver;
   for (const f of ANYWHERE) if (f.detect(client) !== 'no') return FIRST_VERDICT.takeOver;
   return FIRST_VERDICT.plain;
 }

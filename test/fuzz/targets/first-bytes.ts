@@ -4,7 +4,8 @@
 // Properties: only the three verdicts, never an exception; reset only with
 // nothing read and no FIN; and plain only where the Sniffer itself, fed the
 // same bytes by adoptConnection (in-memory sockets), relays plaintext: at
-// once, with no other event, every byte passed on unchanged each way. Checked
+// once (or, after a service's FIN, as soon as it reads that), with no other
+// event, every byte passed on unchanged each way. Checked
 // against two agents: no upgrades and no ACME, and every upgrade on its
 // default ports with ACME challenges answered (the ports the core hands over
 // at accept excepted, but 80 and 443 kept: decideFirstBytes is right there too).
@@ -28,6 +29,7 @@ export interface FirstBytesInput {
   client: Buffer;
   service: Buffer;
   clientEof: boolean;
+  serviceEof: boolean;
 }
 
 /** The net.Socket calls the Sniffer and the relay make beyond a Duplex's. */
@@ -58,9 +60,12 @@ const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Throws unless the Sniffer, fed `input` by adoptConnection, relays plaintext with every byte unchanged. */
 export async function assertSnifferRelaysPlain(input: FirstBytesInput, agent: Agent): Promise<void> {
-  const { port, client: clientBytes, service: serviceBytes, clientEof } = input;
+  const { port, client: clientBytes, service: serviceBytes, clientEof, serviceEof } = input;
   const client = new FakeSocket();
   const upstream = new FakeSocket();
+  // A service's FIN first: the Sniffer reads it from the socket, the client's bytes come after it.
+  if (serviceEof) upstream.hangUp();
+  const fedClient = serviceEof ? Buffer.alloc(0) : clientBytes;
   const calls: Call[] = [];
   const rec =
     (name: keyof ConnectionEvents) =>
@@ -85,15 +90,19 @@ export async function assertSnifferRelaysPlain(input: FirstBytesInput, agent: Ag
       upstream: upstream as unknown as net.Socket,
       src: { family: 4, address: '192.0.2.1', port: 40000 },
       dst: { family: 4, address: '192.0.2.2', port },
-      clientBytes,
+      clientBytes: fedClient,
       serviceBytes,
-      clientEof,
+      clientEof: clientEof && !serviceEof,
       onUpstreamClosed: () => upstreamClosed++,
     },
     deps,
     () => done++,
   );
   try {
+    if (serviceEof) {
+      await settle();
+      if (clientBytes.length > 0) client.deliver(clientBytes);
+    }
     // Decided at once: nothing Node would wait for.
     const seen = calls.filter((c) => c[0] !== 'bytes');
     assert.deepEqual(seen, [['opened', 'plain', port]], `the Sniffer did not relay plaintext at once: ${JSON.stringify(seen)}`);
@@ -113,12 +122,12 @@ export async function assertSnifferRelaysPlain(input: FirstBytesInput, agent: Ag
 }
 
 export async function checkFirstBytes(input: FirstBytesInput): Promise<void> {
-  const { port, client, service, clientEof } = input;
-  const v = decideFirstBytes(port, client, service, clientEof);
+  const { port, client, service, clientEof, serviceEof } = input;
+  const v = decideFirstBytes(port, client, service, clientEof, serviceEof);
   assert.ok(v === FIRST_VERDICT.plain || v === FIRST_VERDICT.takeOver || v === FIRST_VERDICT.reset, `not a verdict: ${String(v)}`);
   tally(v === FIRST_VERDICT.plain ? 'plain' : v === FIRST_VERDICT.takeOver ? 'takeOver' : 'reset');
   if (v === FIRST_VERDICT.reset) {
-    assert.ok(client.length === 0 && service.length === 0 && !clientEof, 'reset only with nothing read and no FIN');
+    assert.ok(client.length === 0 && service.length === 0 && !clientEof && !serviceEof, 'reset only with nothing read and no FIN');
     return;
   }
   if (v !== FIRST_VERDICT.plain) return;
@@ -151,7 +160,7 @@ const opening: fc.Arbitrary<Buffer> = fc
 export const firstBytesTarget: FuzzTarget<FirstBytesInput> = {
   name: 'first-bytes',
   corpusDirs: ['test/fuzz/corpus/client-hello', 'test/fuzz/corpus/acme-http01', 'test/fuzz/corpus/postgres', 'test/fuzz/corpus/smtp'],
-  smokeRuns: 3_000,
+  smokeRuns: 10_000,
   async: true,
 
   seeds: (corpus: Corpus) => {
@@ -159,8 +168,8 @@ export const firstBytesTarget: FuzzTarget<FirstBytesInput> = {
     const servers = filesEnding(corpus, '.server');
     const out: FirstBytesInput[] = [];
     for (const port of PORTS) {
-      for (const client of clients) for (const clientEof of [false, true]) out.push({ port, client, service: Buffer.alloc(0), clientEof });
-      for (const service of servers) out.push({ port, client: Buffer.alloc(0), service, clientEof: false });
+      for (const client of clients) for (const clientEof of [false, true]) out.push({ port, client, service: Buffer.alloc(0), clientEof, serviceEof: false });
+      for (const service of servers) out.push({ port, client: Buffer.alloc(0), service, clientEof: false, serviceEof: false });
     }
     return out;
   },
@@ -174,6 +183,7 @@ export const firstBytesTarget: FuzzTarget<FirstBytesInput> = {
       client: fc.oneof({ weight: 1, arbitrary: empty }, { weight: 6, arbitrary: bytesInput(clientSeeds, opening, 512) }),
       service: fc.oneof({ weight: 4, arbitrary: empty }, { weight: 1, arbitrary: bytesInput(serverSeeds, undefined, 256) }),
       clientEof: fc.boolean(),
+      serviceEof: fc.oneof({ weight: 7, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     });
   },
 
