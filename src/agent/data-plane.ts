@@ -238,9 +238,7 @@ export class DataPlane {
     const service = bytes.subarray(serviceOff, serviceOff + (rec[b + F.serviceLen] as number));
     const flags = rec[b + F.flags] as number;
     const clientEof = (flags & FLAG_CLIENT_EOF) !== 0;
-    let verdict: number = decideFirstBytes(port, client, service, clientEof);
-    // The service closed before anyone spoke: the Sniffer relays that FIN to the client (onUpstreamEnd).
-    if (verdict === FIRST_VERDICT.reset && (flags & FLAG_UPSTREAM_EOF) !== 0) verdict = FIRST_VERDICT.plain;
+    const verdict = decideFirstBytes(port, client, service, clientEof, (flags & FLAG_UPSTREAM_EOF) !== 0);
     rec[b + F.verdict] = verdict;
     const ticket = rec[b + F.ticket] as number;
     if (verdict === FIRST_VERDICT.plain) {
