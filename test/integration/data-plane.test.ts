@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Guards the native data plane (native/src/plane, agent/data-plane.ts) in a
-// real `jfe run`: a plaintext connection's bytes and its end reach the
-// metrics exactly; a worker's fds and the bypass map are back where they were
+// real `jfe run`: a plaintext connection's bytes reach the metrics exactly
+// (an open one's too, at the scrape) and its end is logged with its reason; a worker's fds and the bypass map are back where they were
 // after load (plaintext relayed natively, TLS taken over by Node); and a
 // worker out of fds backs off instead of spinning, then serves again.
 import assert from 'node:assert/strict';
@@ -61,7 +61,7 @@ test('native data plane: exact bytes in metrics, fds and bypass entries back to 
   if (!requireRoot(t, ['nginx'])) return;
   const w = createWorld(t);
   await startNodeServices(w, 'services', SERVICES, [9400, 9401]);
-  const jfe = await startJfe(w, ['--metrics-listen', `${w.srv4}:${METRICS_PORT}`], { workers: 1 });
+  const jfe = await startJfe(w, ['--metrics-listen', `${w.srv4}:${METRICS_PORT}`, '--log-level', 'debug'], { workers: 1 });
   await waitSteered(w, 9400);
   await waitSteered(w, 9401);
   const scrape = (): Promise<Sample> => scrapeMetrics(w);
@@ -99,15 +99,28 @@ test('native data plane: exact bytes in metrics, fds and bypass entries back to 
   assert.equal(delta('jfe_bytes_total{direction="out"}'), RESPONSE);
   assert.equal(delta('jfe_connections_total{port="9400",kind="plain"}'), 1);
   assert.equal(delta('jfe_upstream_connect_failures_total'), 0);
+  // Its end, logged per connection as the Node relay logged it.
+  const closedLine = (port: number, reason: string) => (l: Record<string, unknown>) => l.msg === 'connection closed' && l.kind === 'plain' && l.port === port && l.reason === reason;
+  const done = await jfe.waitForLog(closedLine(9400, 'done'), 5000);
+  assert.deepEqual([done.bytesIn, done.bytesOut], [REQUEST, RESPONSE]);
+  // A client that resets after the greeting: the relay's reason says so.
+  const resetter = await connectRaw(w.cli, w.srv4, 9401);
+  resetter.on('error', () => undefined);
+  await new Promise((r) => resetter.once('data', r));
+  resetter.resetAndDestroy();
+  const reset = await jfe.waitForLog(closedLine(9401, 'client-reset'), 5000);
+  assert.equal(reset.bytesOut, 'hello\n'.length);
+  await idle();
 
   // A connection still open: its bytes show at the scrape, not only once it closes.
+  const beforeOpen = await scrape();
   const open = await connectRaw(w.cli, w.srv4, 9401);
   const echoed = readN(open, 'hello\n'.length + 5000);
   open.write(Buffer.alloc(5000, 98));
   assert.equal((await echoed).length, 5006);
   const during = await scrape();
-  assert.equal((during.get('jfe_bytes_total{direction="in"}') ?? 0) - (after.get('jfe_bytes_total{direction="in"}') ?? 0), 5000);
-  assert.equal((during.get('jfe_bytes_total{direction="out"}') ?? 0) - (after.get('jfe_bytes_total{direction="out"}') ?? 0), 5006);
+  assert.equal((during.get('jfe_bytes_total{direction="in"}') ?? 0) - (beforeOpen.get('jfe_bytes_total{direction="in"}') ?? 0), 5000);
+  assert.equal((during.get('jfe_bytes_total{direction="out"}') ?? 0) - (beforeOpen.get('jfe_bytes_total{direction="out"}') ?? 0), 5006);
   assert.equal(during.get('jfe_connections_active'), 1);
   open.destroy();
 
