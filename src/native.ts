@@ -164,7 +164,7 @@ export interface Plane {
   readonly activeConnections: number;
   /** Takes the listening fd (closed by the plane). */
   listen(fd: number): void;
-  /** Closes every listening fd. */
+  /** Closes every listening fd. Not from inside onRecords (as close()). */
   stopListening(): void;
   setTakeover(bitmap: Uint8Array): void;
   setIdleTimeout(ms: number): void;
@@ -176,7 +176,11 @@ export interface Plane {
   closeAll(): void;
   /** Writes every byte relayed so far, open connections' included, into stats[6] (in) and stats[7] (out). */
   bytesRelayed(): void;
-  /** Everything closed, no record after this. */
+  /**
+   * Everything closed, no record after this. Not from inside onRecords: a
+   * batch may still be running on the plane's poller (the agent closes from
+   * its own timers).
+   */
   close(): void;
 }
 

@@ -35,6 +35,11 @@ class Core : public AcceptSink {
 	Core(const Core &) = delete;
 	Core &operator=(const Core &) = delete;
 
+	// Reentrancy: TS runs only inside Deliver(). From there it may admit,
+	// decide, CloseLongestIdle/CloseIdle/CloseAll (their records join the
+	// batch being delivered), but not StopListening or Shutdown, which free
+	// what the running batch still uses (the agent calls them from timers).
+
 	// Takes the listening fd. Returns 0 or an errno.
 	int Listen(int fd);
 	void StopListening();
