@@ -11,7 +11,15 @@
         "src/rlimit.cc",
         "src/steer.cc",
         "src/sockets.cc",
-        "src/plane/poller.cc"
+        "src/tcp.cc",
+        "src/plane/poller.cc",
+        "src/plane/listener.cc",
+        "src/plane/dial.cc",
+        "src/plane/conn.cc",
+        "src/plane/core.cc",
+        "src/plane/relay.cc",
+        "src/plane/relay_testing.cc",
+        "src/plane/plane.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -25,6 +25,7 @@ const RULES: Rule[] = [
   { from: 'agent/client-hello', allow: [] },
   { from: 'agent/tls-answer', allow: [] },
   { from: 'agent/listener', allow: ['agent/', 'errors', 'log', 'native', 'certs/cert-source'] },
+  { from: 'agent/data-plane', allow: ['agent/', 'errors', 'log', 'log-throttle', 'client-key', 'native', 'certs/cert-source'] },
   { from: 'agent/upstream', allow: ['agent/', 'errors', 'log', 'native', 'certs/cert-source'] },
   { from: 'agent/', allow: ['agent/', 'errors', 'log', 'log-throttle', 'client-key', 'certs/cert-source'] },
   { from: 'certs/', allow: ['errors', 'log', 'log-throttle', 'client-key', 'certs/'] },

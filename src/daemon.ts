@@ -323,7 +323,10 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
     { steering: maps, certs, ...(opened.challenges ? { challenges: opened.challenges } : {}), events: wm.agentEvents, log, ...(shared ? { counter: shared } : {}) },
   );
   await agent.start();
-  wm.serve(() => agent.activeConnections);
+  wm.serve(
+    () => agent.activeConnections,
+    () => agent.flushBytes(),
+  );
   process.send?.(READY_MESSAGE);
   return new Promise((resolve) => {
     let stopping = false;

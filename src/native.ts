@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The only importer of the native addon: finds it, and types it by hand.
-// Only bpf/*, agent/listener.ts and agent/upstream.ts may import this module.
+// Only bpf/*, agent/listener.ts, agent/upstream.ts and agent/data-plane.ts may import this module.
 import path from 'node:path';
 import { JfeError } from './errors';
 
@@ -94,6 +94,96 @@ export interface ConnTable {
   close(): void;
 }
 
+/** Why a native relay ended: RelayReason of agent/relay.ts, the same values in the same order. */
+export type NativeRelayReason = 'done' | 'idle' | 'client-reset' | 'upstream-reset' | 'client-error' | 'upstream-error' | 'aborted';
+
+/** RelayConfig (native/src/plane/relay.h) and the relay's start state, for relayForTests. */
+export interface RelayForTestsOptions {
+  bufferBytes?: number;
+  /** 0 disables splice. */
+  spliceAfterBytes?: number;
+  pipeBytes?: number;
+  pipesMax?: number;
+  pipesPooled?: number;
+  /** Client bytes already read, written upstream first. */
+  pendingUp?: Buffer;
+  /** Service bytes already read, written to the client first. */
+  pendingDown?: Buffer;
+  clientEof?: boolean;
+  upstreamEof?: boolean;
+}
+
+/** A native relay driven by a test; its getters keep their last values once it is gone. */
+export interface RelayForTests {
+  close(reason: 'idle' | 'aborted'): void;
+  bytesIn(): number;
+  bytesOut(): number;
+  /** Bytes written out of a pipe, both ways: the splice path. */
+  splicedBytes(): number;
+  /** Bytes held in user space and in pipes, both ways. */
+  bufferedBytes(): number;
+  /** Pipes of this relay's own pool, in use or pooled. */
+  pipesOpen(): number;
+  lastActivityMs(): number;
+  /** The poller's clock (uv_now), for lastActivityMs. */
+  nowMs(): number;
+  /** Times the sink was told. */
+  toldCount(): number;
+  closed(): boolean;
+}
+
+/** What a Plane is made with (native/src/plane/plane.cc). */
+export interface PlaneOptions {
+  /** The bypass map: each upstream source goes in before its connect (value: this pid). */
+  bypassFd: number;
+  /** SO_MARK of upstream sockets in 'original' mode. */
+  mark: number;
+  /** 'original' mode: bind to the client's address (IP_TRANSPARENT); false: the destination's ('host'). */
+  transparent: boolean;
+  /** A connection silent this long (sniffing or relaying) is closed. */
+  idleTimeoutMs: number;
+  /** 65536 bits, LSB first: ports whose clients go to TS at accept (TAKEOVER_ACCEPTED). */
+  takeover: Uint8Array;
+}
+
+/**
+ * The connection core of one worker (native/src/plane/core.h). Records reach
+ * TS in `records` (rows of PLANE_RECORD_WORDS int32, layout in
+ * agent/data-plane.ts) with first bytes in `bytes`; onRecords(start, end) is
+ * called once per batch and may write verdicts into the rows before returning.
+ */
+export interface Plane {
+  readonly records: Int32Array;
+  readonly bytes: Buffer;
+  /**
+   * Totals since the plane began: [collisions, accept back-offs, accept errors, -,
+   * bytes in and out of closed connections, bytes in and out (every connection, as of the last bytesRelayed())].
+   */
+  readonly stats: Float64Array;
+  /** Connections the core holds now (admitted or not, sniffing, relaying). */
+  readonly activeConnections: number;
+  /** Takes the listening fd (closed by the plane). */
+  listen(fd: number): void;
+  /** Closes every listening fd. Not from inside onRecords (as close()). */
+  stopListening(): void;
+  setTakeover(bitmap: Uint8Array): void;
+  setIdleTimeout(ms: number): void;
+  /** Resets the connection silent longest, if it was silent at least minIdleMs. */
+  closeLongestIdle(minIdleMs: number): boolean;
+  /** Resets every connection silent at least idleMs; how many. */
+  closeIdle(idleMs: number): number;
+  /** Resets every connection. */
+  closeAll(): void;
+  /** Writes every byte relayed so far, open connections' included, into stats[6] (in) and stats[7] (out). */
+  bytesRelayed(): void;
+  /**
+   * Everything closed, no record after this. Not from inside onRecords: a
+   * batch may still be running on the plane's poller (the agent closes from
+   * its own timers).
+   */
+  close(): void;
+}
+
 export interface Native {
   /** With `maps`, the program is loaded on those existing maps (each must match this build's definition). */
   loadProgram(maps?: Omit<ProgramFds, 'prog'>): ProgramFds;
@@ -128,6 +218,16 @@ export interface Native {
   /** Maps a block by its fd; column -1 for the primary's view. */
   ConnTable: new (fd: number, column: number, out: Uint32Array) => ConnTable;
   layout: Layout;
+  Plane: new (options: PlaneOptions, onRecords: (start: number, end: number) => void) => Plane;
+  /** Test only: a native relay on this thread's loop, with a poller and pipe pool of its own. Takes both fds. */
+  relayForTests(
+    clientFd: number,
+    upstreamFd: number,
+    options: RelayForTestsOptions,
+    onClosed: (reason: NativeRelayReason, bytesIn: number, bytesOut: number) => void,
+  ): RelayForTests;
+  /** Test only: both ends of a TCP connection over 127.0.0.1, non-blocking. */
+  tcpPairForTests(): [number, number];
 }
 
 /**

@@ -6,6 +6,8 @@
 #include "diag.h"
 #include "errors.h"
 #include "memory.h"
+#include "plane/plane.h"
+#include "plane/relay_testing.h"
 #include "rlimit.h"
 #include "sockets.h"
 #include "steer.h"
@@ -41,7 +43,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("raiseNofileLimit", Napi::Function::New(env, RaiseNofileLimit));
 	exports.Set("connTableCreate", Napi::Function::New(env, ConnTableCreate));
 	exports.Set("ConnTable", ConnTableClass(env));
+	exports.Set("Plane", plane::PlaneClass(env));
 	exports.Set("layout", Layout(env));
+	exports.Set("relayForTests", Napi::Function::New(env, plane::RelayForTests));
+	exports.Set("tcpPairForTests", Napi::Function::New(env, plane::TcpPairForTests));
 	return exports;
 }
 

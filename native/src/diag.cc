@@ -20,13 +20,12 @@
 
 #include "args.h"
 #include "errors.h"
+#include "tcp.h"
 
 namespace jfe {
 
 namespace {
 
-constexpr int kTcpTimeWait = 6;
-constexpr int kTcpClose = 7;
 constexpr int kTcpListen = 10;
 
 struct DiagRequest {
@@ -129,49 +128,16 @@ Napi::Value DiagExists(const Napi::CallbackInfo &info)
 	Napi::Env env = info.Env();
 	int fd = ArgInt(info, 0, "fd");
 	int family = FamilyArg(env, ArgInt(info, 1, "family"));
-
-	DiagRequest r = {};
-	r.nlh.nlmsg_len = sizeof(r);
-	r.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	r.nlh.nlmsg_flags = NLM_F_REQUEST;
-	r.req.sdiag_family = family;
-	r.req.sdiag_protocol = IPPROTO_TCP;
-	r.req.idiag_states = ~0u;
-	PutAddr(env, family, ArgString(info, 2, "localAddr"), r.req.id.idiag_src);
-	r.req.id.idiag_sport = htons(ArgUint(info, 3, "localPort"));
-	PutAddr(env, family, ArgString(info, 4, "remoteAddr"), r.req.id.idiag_dst);
-	r.req.id.idiag_dport = htons(ArgUint(info, 5, "remotePort"));
-	r.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	r.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	Send(env, fd, r);
-
-	alignas(nlmsghdr) char buf[8192];
-	for (;;) {
-		ssize_t len = recv(fd, buf, sizeof(buf), 0);
-		if (len < 0) {
-			if (errno == EINTR)
-				continue;
-			ThrowErrno(env, errno, "recv", "sock_diag");
-		}
-		auto *h = reinterpret_cast<nlmsghdr *>(buf);
-		if (!NLMSG_OK(h, static_cast<uint32_t>(len)))
-			ThrowErrno(env, EBADMSG, "sock_diag", "short reply");
-		if (h->nlmsg_type == NLMSG_ERROR) {
-			int err = -static_cast<nlmsgerr *>(NLMSG_DATA(h))->error;
-			if (err == ENOENT)
-				return Napi::Boolean::New(env, false);
-			ThrowErrno(env, err, "sock_diag", "look up connection");
-		}
-		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-			// The kernel looks the tuple up as it would an incoming
-			// packet, so a listener on the local port also matches.
-			// TIME_WAIT is not a live connection: a new SYN reopens it.
-			auto *m = static_cast<inet_diag_msg *>(NLMSG_DATA(h));
-			bool live = m->idiag_state != kTcpListen && m->idiag_state != kTcpTimeWait &&
-				    m->idiag_state != kTcpClose;
-			return Napi::Boolean::New(env, live && m->id.idiag_dport == r.req.id.idiag_dport);
-		}
-	}
+	__be32 local[4] = {}, remote[4] = {};
+	PutAddr(env, family, ArgString(info, 2, "localAddr"), local);
+	uint16_t localPort = ArgUint(info, 3, "localPort");
+	PutAddr(env, family, ArgString(info, 4, "remoteAddr"), remote);
+	uint16_t remotePort = ArgUint(info, 5, "remotePort");
+	int r = DiagConnExists(fd, family, reinterpret_cast<uint8_t *>(local), localPort, reinterpret_cast<uint8_t *>(remote),
+			       remotePort);
+	if (r < 0)
+		ThrowErrno(env, -r, "sock_diag", "look up connection");
+	return Napi::Boolean::New(env, r == 1);
 }
 
 } // namespace jfe

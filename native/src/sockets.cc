@@ -19,6 +19,7 @@
 #include "args.h"
 #include "errors.h"
 #include "fd.h"
+#include "tcp.h"
 
 namespace jfe {
 
@@ -92,17 +93,6 @@ void SetInt(Napi::Env env, int fd, int level, int opt, int value, const char *na
 		ThrowErrno(env, errno, "setsockopt", name);
 }
 
-int BoundPort(Napi::Env env, int fd)
-{
-	sockaddr_storage ss = {};
-	socklen_t len = sizeof(ss);
-	if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0)
-		ThrowErrno(env, errno, "getsockname");
-	if (ss.ss_family == AF_INET)
-		return ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
-	return ntohs(reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port);
-}
-
 } // namespace
 
 // (family 4|6, addr, port, backlog, netnsFd | -1) -> fd of a listening,
@@ -147,20 +137,14 @@ Napi::Value UpstreamSocket(const Napi::CallbackInfo &info)
 	uint32_t mark = ArgUint(info, 2, "mark");
 	bool transparent = info.Length() > 3 && info[3].ToBoolean().Value();
 
-	Fd fd(SocketIn(env, family, -1));
-	if (transparent) {
-		if (family == AF_INET)
-			SetInt(env, fd.get(), SOL_IP, IP_TRANSPARENT, 1, "IP_TRANSPARENT");
-		else
-			SetInt(env, fd.get(), SOL_IPV6, IPV6_TRANSPARENT, 1, "IPV6_TRANSPARENT");
-	}
-	if (mark != 0)
-		SetInt(env, fd.get(), SOL_SOCKET, SO_MARK, static_cast<int>(mark), "SO_MARK");
-	if (bind(fd.get(), reinterpret_cast<sockaddr *>(&a.ss), a.len) < 0)
-		ThrowErrno(env, errno, "bind", "upstream source");
+	SockAddr source = {a.ss, a.len};
+	uint16_t port = 0;
+	int fd = OpenUpstream(family, source, mark, transparent, &port);
+	if (fd < 0)
+		ThrowErrno(env, -fd, "upstream socket", "bind to the upstream source");
 	Napi::Object out = Napi::Object::New(env);
-	out.Set("port", BoundPort(env, fd.get()));
-	out.Set("fd", fd.release());
+	out.Set("port", port);
+	out.Set("fd", fd);
 	return out;
 }
 

@@ -14,7 +14,9 @@ export const ACME_TLS_ALPN = 'acme-tls/1';
 export const HTTP01_PORT = 80;
 export const TLS_ALPN01_PORT = 443;
 
-const PREFIX = Buffer.from('GET /.well-known/acme-challenge/', 'latin1');
+/** Every validation request starts so; a first read that is no prefix of it, and does not start with it, is not one. */
+export const HTTP01_REQUEST_PREFIX: Buffer = Buffer.from('GET /.well-known/acme-challenge/', 'latin1');
+const PREFIX = HTTP01_REQUEST_PREFIX;
 /** Tokens are base64url (RFC 8555 §8.3: at least 128 bits); anything longer or odder is not ours. */
 const TOKEN_RE = /^[A-Za-z0-9_-]{1,128}$/;
 export const MAX_REQUEST_LINE = PREFIX.length + 128 + ' HTTP/1.1\r\n'.length;

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 // One agent worker: its listening sockets (one per family), registered in its
-// sockmap slot, and the connections they accept. Stopping unregisters first,
-// so new connections go to the other workers or straight to the services.
+// sockmap slot, and the connections they accept: the native data plane
+// (data-plane.ts) accepts, dials and relays plaintext; Node takes over what
+// needs it (TLS, upgrade dialogues, ACME challenges). Stopping unregisters
+// first, so new connections go to the other workers or straight to the services.
 import type net from 'node:net';
 import type { CertSource } from '../certs/cert-source';
 import type { ChallengeResponder } from './acme-challenges';
 import type { Logger } from '../log';
 import { type ConnectionCounter, type Eviction, LocalConnectionCounter, type Refusal } from './admission';
 import { ConnectionGate } from './connection-gate';
-import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, handleConnection } from './connection';
+import { type ConnectionEvents, type ConnectionHandle, type ConnectionOptions, adoptConnection, handleConnection } from './connection';
+import { DataPlane } from './data-plane';
 import { resetSocket } from './reset-socket';
 import { type AgentListener, openListener } from './listener';
+import { HTTP01_PORT, TLS_ALPN01_PORT } from './acme-challenges';
 import { TlsServiceCache } from './tls-services';
 import { ALL_DIALOGUES } from './upgrades';
 import { UpgradeRegistry } from './upgrades/registry';
@@ -19,6 +23,8 @@ import { type BypassHandle, type Family, type UpstreamSource, createDialer } fro
 
 /** The steering the agent needs: its slot in the sockmap and the bypass map. */
 export interface SteeringHandle extends BypassHandle {
+  /** The bypass map's fd: the native data plane adds and deletes its entries itself. */
+  readonly fds: { readonly bypass: number };
   setSocket(family: Family, slot: number, fd: number): void;
   deleteSocket(family: Family, slot: number): boolean;
   socketCookie(family: Family, slot: number): bigint | null;
@@ -66,6 +72,7 @@ export class Agent {
   private readonly connections = new Set<ConnectionHandle>();
   private dialer: ReturnType<typeof createDialer> | undefined;
   private gate: ConnectionGate | undefined;
+  private plane: DataPlane | undefined;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -79,10 +86,17 @@ export class Agent {
    */
   reconfigure(change: Partial<Pick<AgentOptions, 'idleTimeoutMs' | 'helloTimeoutMs' | 'probeTimeoutMs' | 'maxConnections' | 'maxConnectionsPerClient'>>): void {
     Object.assign(this.opts, change);
+    if (change.idleTimeoutMs !== undefined) this.plane?.setIdleTimeout(change.idleTimeoutMs);
   }
 
+  /** Connections held now: the native core's and those Node holds. */
   get activeConnections(): number {
-    return this.connections.size;
+    return this.connections.size + (this.plane?.activeConnections ?? 0);
+  }
+
+  /** The native data plane's bytes so far, open connections' included, reported as events.bytes (at scrape time). */
+  flushBytes(): void {
+    this.plane?.flushBytes();
   }
 
   async start(): Promise<void> {
@@ -119,10 +133,43 @@ export class Agent {
       });
       if (!done) this.connections.add(handle);
     };
+    const plane = new DataPlane(
+      {
+        bypassFd: deps.steering.fds.bypass,
+        mark: opts.mark,
+        source: opts.upstreamSource,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        takeoverPorts: [...opts.upgradePorts.keys(), ...(deps.challenges ? [HTTP01_PORT, TLS_ALPN01_PORT] : [])],
+      },
+      {
+        events: deps.events,
+        log,
+        admit: (key, address) => gate.enterKey(key, address),
+        leave: (ticket) => gate.leave(ticket),
+        acceptForNode: onConnection,
+        adopt: (c, ticket) => {
+          const { bypass } = c;
+          let handle: ConnectionHandle | undefined;
+          let done = false;
+          handle = adoptConnection(
+            { ...c, onUpstreamClosed: () => deps.steering.deleteBypass(bypass.family, bypass.address, bypass.port) },
+            connDeps,
+            () => {
+              done = true;
+              gate.leave(ticket);
+              if (handle) this.connections.delete(handle);
+            },
+          );
+          if (!done) this.connections.add(handle);
+        },
+      },
+    );
+    this.plane = plane;
+    gate.attachNative(plane);
     for (const family of [4, 6] as const) {
       let l: AgentListener;
       try {
-        l = await openListener(family, opts.backlog, onConnection);
+        l = openListener(family, opts.backlog);
       } catch (err) {
         if (family === 6) {
           log.warn({ err }, 'no IPv6 listener (IPv6 disabled?); steering IPv4 only');
@@ -130,7 +177,7 @@ export class Agent {
         }
         throw err;
       }
-      l.server.on('error', (err) => log.error({ err, family }, 'listener error'));
+      plane.listen(l.fd);
       this.listeners.push(l);
     }
     // Register only once every listener is ready.
@@ -159,7 +206,7 @@ export class Agent {
   async stop(drainMs: number): Promise<void> {
     const { steering } = this.deps;
     const log = this.deps.log.child({ component: 'agent' });
-    log.info({ active: this.connections.size, drainMs }, 'unregistered; draining');
+    log.info({ active: this.activeConnections, drainMs }, 'unregistered; draining');
     for (const l of this.listeners) {
       const mine = this.cookies.get(l.family);
       if (mine !== undefined && mine !== null && steering.socketCookie(l.family, this.opts.slot) === mine) {
@@ -171,12 +218,19 @@ export class Agent {
     // reset it. No new SYN reaches us once we are out of the sockmap.
     const deadline = Date.now() + drainMs;
     await new Promise((r) => setTimeout(r, Math.min(LISTEN_LINGER_MS, drainMs)));
-    for (const l of this.listeners) l.server.close();
-    while (this.connections.size > 0 && Date.now() < deadline) {
+    this.plane?.stopListening();
+    while (this.activeConnections > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (this.connections.size > 0) log.warn({ closed: this.connections.size }, 'drain timeout; closing remaining connections');
+    const left = this.activeConnections;
+    if (left > 0) log.warn({ closed: left }, 'drain timeout; closing remaining connections');
     for (const c of this.connections) c.destroy();
+    if (this.plane !== undefined && this.plane.activeConnections > 0) {
+      this.plane.closeAll();
+      // Their closed records come at the next turn of the loop (counts, tickets).
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.plane?.close();
     this.gate?.stop();
     this.dialer?.close();
   }

@@ -4,7 +4,7 @@
 // the worker samples which of its connections are silent, closes those silent
 // longer than the shortened idle timeout, and lets a new connection at the cap
 // close the longest-silent one rather than be refused.
-import { clientKey } from '../client-key';
+import { type ClientKey, clientKey } from '../client-key';
 import type { Logger } from '../log';
 import { LogThrottle } from '../log-throttle';
 import {
@@ -38,6 +38,14 @@ export interface Held extends Tracked {
   destroy(): void;
 }
 
+/** The connections the native core holds: closed by how long they have been silent, which the core knows. */
+export interface NativeHeld {
+  /** Resets the connection silent longest, if silent at least minIdleMs. */
+  closeLongestIdle(minIdleMs: number): boolean;
+  /** Resets every connection silent at least idleMs; how many. */
+  closeIdle(idleMs: number): number;
+}
+
 /** How often connections are sampled while the host is near its cap. */
 export const SWEEP_INTERVAL_MS = 1000;
 
@@ -47,6 +55,7 @@ export class ConnectionGate {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly refusedLog: LogThrottle;
   private readonly evictedLog: LogThrottle;
+  private native: NativeHeld | undefined;
 
   constructor(
     private readonly counter: ConnectionCounter,
@@ -79,7 +88,11 @@ export class ConnectionGate {
    * caller resets it; it is already counted out).
    */
   enter(remoteAddress: string | undefined): number | null {
-    const key = clientKey(remoteAddress ?? '');
+    return this.enterKey(clientKey(remoteAddress ?? ''), () => remoteAddress);
+  }
+
+  /** The same for a client known by its key (the native core's connections); the address is only for the log. */
+  enterKey(key: ClientKey | null, remoteAddress: () => string | undefined): number | null {
     const ticket = this.counter.acquire(key, this.counts);
     if (key === null) this.counts.client = 0;
     const { maxConnections, maxConnectionsPerClient } = this.limits;
@@ -89,8 +102,13 @@ export class ConnectionGate {
     if (verdict === 'accept') return ticket;
     this.counter.release(ticket);
     this.events.refused(verdict);
-    this.refusedLog.note({ reason: verdict, client: remoteAddress, clientConnections: this.counts.client, hostConnections: this.counts.host, maxConnections, maxConnectionsPerClient });
+    this.refusedLog.note({ reason: verdict, client: remoteAddress(), clientConnections: this.counts.client, hostConnections: this.counts.host, maxConnections, maxConnectionsPerClient });
     return null;
+  }
+
+  /** Near the cap, the native core's connections are evicted too. */
+  attachNative(native: NativeHeld): void {
+    this.native = native;
   }
 
   /** The connection of `ticket` ended. */
@@ -107,8 +125,8 @@ export class ConnectionGate {
   /** At the cap: closes the longest-silent connection of this worker, if one was silent long enough. */
   private makeRoom(): boolean {
     const victim = this.tracker.takeLongestSilent(MAKE_ROOM_MIN_IDLE_MS, this.now());
-    if (victim === null) return false;
-    victim.destroy();
+    if (victim !== null) victim.destroy();
+    else if (this.native?.closeLongestIdle(MAKE_ROOM_MIN_IDLE_MS) !== true) return false;
     this.events.evicted('make-room');
     this.evictedLog.note({ reason: 'make-room', hostConnections: this.counts.host, maxConnections: this.limits.maxConnections });
     return true;
@@ -138,6 +156,9 @@ export class ConnectionGate {
       c.destroy();
       this.events.evicted('idle-overload');
     }
-    if (silent.length > 0) this.evictedLog.note({ reason: 'idle-overload', closed: silent.length, idleTimeoutMs: timeoutMs, hostConnections: host, maxConnections });
+    const nativeClosed = this.native?.closeIdle(timeoutMs) ?? 0;
+    for (let i = 0; i < nativeClosed; i++) this.events.evicted('idle-overload');
+    const closed = silent.length + nativeClosed;
+    if (closed > 0) this.evictedLog.note({ reason: 'idle-overload', closed, idleTimeoutMs: timeoutMs, hostConnections: host, maxConnections });
   }
 }

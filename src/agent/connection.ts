@@ -10,6 +10,7 @@ import { ACME_TLS_ALPN, type ChallengeResponder, HTTP01_PORT, TLS_ALPN01_PORT, h
 import { DEFAULT_MAX_HELLO_BYTES, type ClientHello, parseClientHello } from './client-hello';
 import { type RelayResult, relay } from './relay';
 import { resetSocket } from './reset-socket';
+import { socketWithReusedReads } from './reused-reads';
 import { SENT_PREFIX_BYTES, tlsAnswer } from './tls-answer';
 import type { TlsServiceCache } from './tls-services';
 import { NO_UPGRADES, type UpgradeRegistry } from './upgrades/registry';
@@ -109,7 +110,8 @@ export interface ConnectionDeps {
   opts: ConnectionOptions;
 }
 
-function upstreamFailure(err: NodeJS.ErrnoException): UpstreamFailure {
+/** The metric label of a failed connection to the service, by its error code. */
+export function upstreamFailure(err: { code?: string | undefined }): UpstreamFailure {
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
@@ -173,6 +175,59 @@ export function handleConnection(client: net.Socket, deps: ConnectionDeps, onDon
   const sniffer = new Sniffer(client, upstream, src, dst, deps, onDone);
   sniffer.start();
   return sniffer;
+}
+
+/**
+ * A connection the native core accepted, dialed and read the first bytes of,
+ * handed over for Node to decide (first-bytes.ts said takeOver). Both sockets
+ * are connected (socketFromFd): no 'connect' event comes.
+ */
+export interface AdoptedConnection {
+  client: net.Socket;
+  upstream: net.Socket;
+  src: Endpoint;
+  dst: Endpoint;
+  /** What the core read from the client, in order; seen here first, as if just read. */
+  clientBytes: Buffer;
+  /** What the core read from the service: a service that spoke first. */
+  serviceBytes: Buffer;
+  /** The core read the client's FIN after clientBytes. */
+  clientEof: boolean;
+  /**
+   * The core's upstream socket closed (the caller removes its bypass entry). Called
+   * once, also when Node drops that connection for a fresh one of its own (a probe
+   * that found plaintext), whose entry its own dialer keeps.
+   */
+  onUpstreamClosed: () => void;
+}
+
+/**
+ * handleConnection() for a connection the core already dialed: the same
+ * Sniffer, fed the bytes the core read. Never throws; onDone is called
+ * exactly once, when both sides are closed, and every event is reported as
+ * handleConnection reports it.
+ */
+export function adoptConnection(a: AdoptedConnection, deps: ConnectionDeps, onDone: () => void = ignore): ConnectionHandle {
+  const { client, upstream } = a;
+  client.on('error', ignore);
+  if (upstream.closed) a.onUpstreamClosed();
+  else upstream.once('close', a.onUpstreamClosed);
+  const sniffer = new Sniffer(client, upstream, a.src, a.dst, deps, onDone);
+  sniffer.adopt(a.clientBytes, a.serviceBytes, a.clientEof);
+  return sniffer;
+}
+
+/**
+ * A socket over a connected TCP fd the native core hands over (either side:
+ * accepted from a client, or dialed to a service): readable and writable at
+ * once, half-open allowed (the relay carries each FIN on), no Nagle delay,
+ * and its reads through reused-reads.ts as the agent's other sockets. The
+ * socket owns the fd from now on: destroying it closes the fd. The core must
+ * have stopped watching the fd first. Throws if the fd is not a stream socket
+ * (the fd is then still the caller's to close).
+ */
+export function socketFromFd(fd: number): net.Socket {
+  return socketWithReusedReads({ fd, readable: true, writable: true, allowHalfOpen: true, noDelay: true });
 }
 
 /**
@@ -245,6 +300,32 @@ class Sniffer implements ConnectionHandle {
     upstream.on('end', this.onUpstreamEnd);
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onClose);
+  }
+
+  /**
+   * Starts where the core's wait for the first bytes ended: what it read is
+   * seen as if read here, in the order adoptConnection documents and
+   * first-bytes.ts assumes. Bytes the sockets read after that are emitted
+   * asynchronously, so they come behind.
+   */
+  adopt(clientBytes: Buffer, serviceBytes: Buffer, clientEof: boolean): void {
+    this.start();
+    if (serviceBytes.length > 0) {
+      // The service spoke first. The client's bytes wait in the sniff buffer, as if
+      // read just after it: whatever the service's opening decides, they go with it.
+      if (clientBytes.length > 0) {
+        this.chunks.push(clientBytes);
+        this.buffered += clientBytes.length;
+      }
+      this.onUpstreamData(serviceBytes);
+      // An undecided server opening, and the client spoke: plaintext, as onClientData decides.
+      if (!this.decided && clientBytes.length > 0) this.plain(this.finish(), this.takeUpstream());
+    } else if (clientBytes.length > 0) {
+      this.onClientData(clientBytes);
+    }
+    // The socket reads the FIN again (a TCP EOF stays readable), but too late: the Sniffer
+    // must see it now, in order, as it would have.
+    if (clientEof && !this.decided) this.onClientEnd();
   }
 
   /** Stops sniffing: listeners off, both sides paused until the next stage reads them. */

@@ -143,7 +143,7 @@ export interface WorkerMetrics {
   readonly agentEvents: AgentEvents;
   readonly certEvents: CertEvents;
   /** Once the agent exists: its live connection count, and answers to the primary. */
-  serve(activeConnections: () => number): void;
+  serve(activeConnections: () => number, flushBytes?: () => void): void;
 }
 
 export function startWorkerMetrics(log: Logger): WorkerMetrics {
@@ -152,8 +152,9 @@ export function startWorkerMetrics(log: Logger): WorkerMetrics {
     metrics,
     agentEvents: connectionEvents(metrics, log),
     certEvents: certEvents(metrics),
-    serve(activeConnections) {
+    serve(activeConnections, flushBytes) {
       metrics.setActiveConnections(activeConnections);
+      if (flushBytes) metrics.setBytesFlush(flushBytes);
       answerMetricsRequests(process, metrics.registry);
     },
   };

@@ -79,6 +79,8 @@ export interface JfeMetrics {
   readonly collectionErrorsTotal: Counter<'source'>;
   /** Supplies the live count once the worker's agent exists. */
   setActiveConnections(fn: () => number): void;
+  /** Called at each scrape before jfe_bytes_total is read: a source that counts elsewhere (the native data plane) reports its bytes so far. */
+  setBytesFlush(fn: () => void): void;
 }
 
 /** Makes the registry and every metric on it. One per process. */
@@ -121,12 +123,14 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
   // prom-client at scrape time (Counter.inc hashes its labels on every call: about
   // 3% of a worker's CPU in keep-alive TLS, perf 2026-11-27).
   const bytesPending = { in: 0, out: 0 };
+  let flushBytes: (() => void) | undefined;
   const bytesTotal = new Counter({
     name: 'jfe_bytes_total',
     help: 'Plaintext bytes relayed: in = client to service, out = service to client.',
     labelNames: ['direction'],
     registers,
     collect() {
+      flushBytes?.();
       for (const direction of DIRECTIONS) {
         const n = bytesPending[direction];
         if (n === 0) continue;
@@ -274,6 +278,9 @@ export function createMetrics(opts: MetricsOptions): JfeMetrics {
     collectionErrorsTotal,
     setActiveConnections(fn) {
       active = fn;
+    },
+    setBytesFlush(fn) {
+      flushBytes = fn;
     },
   };
 }

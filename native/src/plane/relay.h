@@ -35,10 +35,14 @@ struct RelayConfig {
 	size_t splice_after_bytes = 4 * 1024;
 	// Bytes a pooled pipe may hold (F_SETPIPE_SZ).
 	size_t pipe_bytes = 64 * 1024;
+	// Pipes open at most per worker, in use or pooled (two fds each); past it
+	// a direction stays on buffers. Empty pipes kept for reuse, at most.
+	size_t pipes_max = 1024;
+	size_t pipes_pooled = 64;
 };
 
 // Shared by every relay of a worker (one per worker): reused read buffers
-// and the pipe pool. Not thread safe: one loop.
+// and the pipe pool. Not thread safe: one loop. Outlives its relays.
 class RelayShared {
       public:
 	explicit RelayShared(const RelayConfig &config);
@@ -90,6 +94,10 @@ class Relay : public Retirable {
 	// in = client -> upstream, out = upstream -> client, so far.
 	uint64_t BytesIn() const;
 	uint64_t BytesOut() const;
+	// Of those, bytes written out of a pipe (both ways): the splice path.
+	uint64_t SplicedBytes() const;
+	// Bytes held now in user space and in pipes, both ways.
+	size_t BufferedBytes() const;
 
       private:
 	struct Impl;

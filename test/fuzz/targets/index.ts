@@ -3,6 +3,7 @@
 import type { FuzzTarget } from '../target';
 import { acmeHttp01Target } from './acme-http01';
 import { clientHelloTarget } from './client-hello';
+import { firstBytesTarget } from './first-bytes';
 import { imapTarget, pop3Target, smtpTarget } from './mail';
 import { mysqlAuthShiftTarget, mysqlTarget } from './mysql';
 import { packetParsersTarget } from './packet-parsers';
@@ -14,6 +15,7 @@ export const TARGETS: readonly FuzzTarget<unknown>[] = [
   clientHelloTarget,
   tlsAnswerTarget,
   acmeHttp01Target,
+  firstBytesTarget,
   upgradeOpeningsTarget,
   packetParsersTarget,
   postgresTarget,

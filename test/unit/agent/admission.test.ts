@@ -12,7 +12,7 @@ import {
   admit,
   overloadIdleTimeoutMs,
 } from '../../../src/agent/admission';
-import { ConnectionGate, type GateLimits, type Held, SWEEP_INTERVAL_MS } from '../../../src/agent/connection-gate';
+import { ConnectionGate, type GateLimits, type Held, type NativeHeld, SWEEP_INTERVAL_MS } from '../../../src/agent/connection-gate';
 import { IdleTracker } from '../../../src/agent/idle-tracker';
 import { clientKey } from '../../../src/client-key';
 import { silentLogger } from '../../../src/log';
@@ -172,4 +172,49 @@ test('gate: near the cap silent connections are closed after the shortened idle 
   // 5 of 10: below 70%, the overload is over; the busy ones live on, whatever they do.
   tick(3_600_000 / 100);
   assert.equal(x.evicted.length, 5);
+});
+
+test('gate: the native core\'s connections are admitted by client key, make room at the cap and are closed by the sweep near it', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const clock = { now: 1_000_000 };
+  const x = gate({ maxConnections: 10, maxConnectionsPerClient: 3, idleTimeoutMs: 3_600_000 }, clock);
+  t.after(() => x.g.stop());
+  // The core's connections, silent, oldest first: it closes what it is asked to, and each close gives its ticket back.
+  const tickets: number[] = [];
+  const asked: string[] = [];
+  const core: NativeHeld = {
+    closeLongestIdle(minIdleMs) {
+      asked.push(`longest ${minIdleMs}`);
+      const ticket = tickets.shift();
+      if (ticket === undefined) return false;
+      x.g.leave(ticket);
+      return true;
+    },
+    closeIdle(idleMs) {
+      asked.push(`idle ${idleMs}`);
+      const closed = tickets.splice(0);
+      for (const ticket of closed) x.g.leave(ticket);
+      return closed.length;
+    },
+  };
+  x.g.attachNative(core);
+  const enter = (addr: string): number | null => x.g.enterKey(clientKey(addr), () => addr);
+  for (let i = 0; i < 3; i++) tickets.push(enter('2001:db8:7:7::1') as number);
+  assert.equal(enter('2001:db8:7:7:ffff::2'), null, 'the same /64, by key: at its cap');
+  assert.deepEqual(x.refused, ['client-limit']);
+  for (let i = 0; i < 7; i++) tickets.push(enter(`192.0.2.${i + 1}`) as number);
+  assert.equal(x.counter.hostTotal(), 10);
+  assert.deepEqual(asked, [], 'below the cap, and at 80% the idle timeout is still whole: nothing asked');
+  // At the cap: the core's longest-silent connection makes room.
+  const newcomer = enter('203.0.113.9');
+  assert.notEqual(newcomer, null);
+  tickets.push(newcomer as number);
+  assert.deepEqual(asked, [`longest ${MAKE_ROOM_MIN_IDLE_MS}`]);
+  assert.deepEqual(x.evicted, ['make-room']);
+  // The next sweep, at the cap: the core closes what was silent for the floor.
+  clock.now += SWEEP_INTERVAL_MS;
+  t.mock.timers.tick(SWEEP_INTERVAL_MS);
+  assert.deepEqual(asked.slice(1), [`idle ${OVERLOAD_IDLE_FLOOR_MS}`]);
+  assert.equal(x.evicted.filter((e) => e === 'idle-overload').length, 10);
+  assert.equal(x.counter.hostTotal(), 0);
 });

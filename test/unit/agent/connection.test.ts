@@ -3,9 +3,12 @@
 // each accepted socket over, `dial` connects to a test service, `certs` is a stub with a
 // throwaway certificate. Each test asserts what the client and the service actually see,
 // the events the connection reported, and that onDone and `closed` came exactly once.
+// With RigOptions.core the rig plays the native core instead: it dials, reads the first
+// bytes straight from the fds, and hands both over through socketFromFd/adoptConnection.
 import assert from 'node:assert/strict';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { before, describe, test, type TestContext } from 'node:test';
@@ -15,12 +18,14 @@ import {
   type ConnectionEvents,
   type ConnectionHandle,
   type ConnectionOptions,
+  adoptConnection,
   handleConnection,
+  socketFromFd,
 } from '../../../src/agent/connection';
 import type { RelayResult } from '../../../src/agent/relay';
 import { TlsServiceCache } from '../../../src/agent/tls-services';
 import { UpgradeRegistry } from '../../../src/agent/upgrades/registry';
-import { adoptWithReusedReads, socketWithReusedReads } from '../../../src/agent/reused-reads';
+import { adoptWithReusedReads, readsOf, socketWithReusedReads } from '../../../src/agent/reused-reads';
 import type { Dialogue, DialogueFactory, SessionTransform, UpgradeOutcome } from '../../../src/agent/upgrades/upgrade';
 import type { CertRequest, CertSource } from '../../../src/certs/cert-source';
 import { silentLogger } from '../../../src/log';
@@ -256,6 +261,10 @@ interface Conn {
   /** 'data' events on the accepted socket (only with RigOptions.countReads). */
   reads: number;
   handle: ConnectionHandle | null;
+  /** onUpstreamClosed calls (adopted connections only). */
+  upstreamClosed: number;
+  /** What the core read before the handover (adopted connections only). */
+  adopted: { clientBytes: Buffer; serviceBytes: Buffer; clientEof: boolean } | null;
 }
 
 interface RigOptions {
@@ -268,6 +277,22 @@ interface RigOptions {
   upgrades?: (port: number) => UpgradeRegistry;
   /** The certificate side (default: the stub with the agent's certificate). */
   certs?: CertSource;
+  /** Play the native core: dial, read the first bytes as planned, then adoptConnection. */
+  core?: CorePlan;
+}
+
+/** What the rig, playing the native core, reads before it hands a connection over. */
+interface CorePlan {
+  /** From the client: this many bytes (read no further), or up to a whole ClientHello. */
+  client?: number | 'hello';
+  /** Then the client's FIN too. */
+  clientEof?: boolean;
+  /** From the service: this many bytes. */
+  service?: number;
+  /** The fds go through socketFromFd (default); false: handleConnection on socketFromFd(client fd), as for a port handed over at accept. */
+  dial?: boolean;
+  /** Wait this long between socketFromFd and adoptConnection: what arrived meanwhile waits in the socket. */
+  handOverAfterMs?: number;
 }
 
 interface Rig {
@@ -314,6 +339,10 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
   };
   // Accepted as the agent's listener accepts: paused, then adopted (reused-reads.ts).
   const agent = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => {
+    if (o.core) {
+      asCore(accepted, o.core);
+      return;
+    }
     const sock = adoptWithReusedReads(accepted);
     let markDone = (): void => undefined;
     const conn: Conn = {
@@ -322,6 +351,8 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
       done: new Promise((r) => (markDone = r)),
       reads: 0,
       handle: null,
+      upstreamClosed: 0,
+      adopted: null,
     };
     sockets.push(sock);
     if (o.countReads) sock.on('data', () => conn.reads++);
@@ -332,6 +363,51 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
       markDone();
     });
   });
+  /**
+   * The native core's part, played with the kernel's own sockets: the accepted socket
+   * is never read by Node; the core dials (a paused socket Node never reads either),
+   * reads the planned first bytes straight from the fds, and hands both fds over.
+   */
+  const asCore = (accepted: net.Socket, plan: CorePlan): void => {
+    let markDone = (): void => undefined;
+    const conn: Conn = { calls: [], doneCount: 0, done: new Promise((r) => (markDone = r)), reads: 0, handle: null, upstreamClosed: 0, adopted: null };
+    conns.push(conn);
+    const onDone = (): void => {
+      conn.doneCount++;
+      markDone();
+    };
+    const deps = { dial, certs: o.certs ?? certs, tlsServices: cache, events: recorder(conn), log: silentLogger, opts, upgrades };
+    const src = { family: 4 as const, address: HOST, port: accepted.remotePort as number };
+    const dst = { family: 4 as const, address: HOST, port };
+    const clientFd = fdOf(accepted);
+    park(accepted);
+    if (plan.dial === false) {
+      const sock = socketFromFd(clientFd);
+      sockets.push(sock);
+      conn.handle = handleConnection(sock, deps, onDone);
+      return;
+    }
+    const up = new net.Socket({ allowHalfOpen: true });
+    up.pause();
+    up.connect({ port: upstreamPort, host: HOST });
+    park(up);
+    void (async (): Promise<void> => {
+      await once(up, 'connect');
+      const upFd = fdOf(up);
+      const fromClient = await readFd(clientFd, plan.client === 'hello' ? helloDone : (plan.client ?? 0), plan.clientEof ?? false);
+      const fromService = await readFd(upFd, plan.service ?? 0, false);
+      const client = socketFromFd(clientFd);
+      const upstream = socketFromFd(upFd);
+      sockets.push(client, upstream);
+      if (plan.handOverAfterMs !== undefined) await delay(plan.handOverAfterMs);
+      conn.adopted = { clientBytes: fromClient.bytes, serviceBytes: fromService.bytes, clientEof: fromClient.eof };
+      conn.handle = adoptConnection(
+        { client, upstream, src, dst, ...conn.adopted, onUpstreamClosed: () => conn.upstreamClosed++ },
+        deps,
+        onDone,
+      );
+    })();
+  };
   let upgrades: UpgradeRegistry | undefined;
   const port = await listen(agent);
   upgrades = o.upgrades?.(port);
@@ -341,6 +417,56 @@ async function makeRig(t: TestContext, o: RigOptions): Promise<Rig> {
     for (const s of sockets) s.destroy();
   });
   return { port, cache, conns, sockets };
+}
+
+/**
+ * Sockets whose fd was handed on (socketFromFd) and which must never close it: kept
+ * here, unread and unwritten, for the life of the test process. Node has no way to
+ * let a handle go without closing its fd; the core's fds have no Node handle at all.
+ */
+const parked: net.Socket[] = [];
+function park(s: net.Socket): void {
+  s.on('error', () => undefined);
+  parked.push(s);
+}
+
+function fdOf(s: net.Socket): number {
+  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  assert.ok(typeof fd === 'number' && fd >= 0, 'a socket with an fd');
+  return fd;
+}
+
+const helloDone = (b: Buffer): boolean => parseClientHello(b).kind !== 'need-more';
+
+/**
+ * Reads from a non-blocking fd as the core does (read(2), bounded): `want` bytes and
+ * no more, or until `want` says the bytes are enough; then, with `eof`, the FIN.
+ */
+async function readFd(fd: number, want: number | ((b: Buffer) => boolean), eof: boolean): Promise<{ bytes: Buffer; eof: boolean }> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  let sawEof = false;
+  const enough = (): boolean => (typeof want === 'number' ? n >= want : n > 0 && want(Buffer.concat(parts, n)));
+  const deadline = Date.now() + 5000;
+  while (!sawEof && !(enough() && !eof)) {
+    const room = typeof want === 'number' && !enough() ? want - n : 64 * 1024;
+    const buf = Buffer.alloc(room);
+    let got: number;
+    try {
+      got = fs.readSync(fd, buf, 0, room, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      if (Date.now() > deadline) assert.fail(`the core's read timed out with ${n} bytes`);
+      await delay(2);
+      continue;
+    }
+    if (got === 0) sawEof = true;
+    else {
+      parts.push(buf.subarray(0, got));
+      n += got;
+    }
+  }
+  return { bytes: Buffer.concat(parts, n), eof: sawEof };
 }
 
 /**
@@ -1427,5 +1553,266 @@ describe('handleConnection, half-closed while sniffing, and passthrough counts',
       );
       assert.deepEqual(bytesCounted(conn), { in: raw.bytesWritten, out: raw.bytesRead });
     }
+  });
+});
+
+describe('socketFromFd', () => {
+  test('an accepted fd and a dialed fd: sockets readable and writable at once, half-open both ways, reads through reused-reads.ts', LIMIT, async (t) => {
+    const accepted = new Sequence<net.Socket>();
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => accepted.push(s));
+    const port = await listen(server);
+    // The dialed side: connected by a socket Node never reads (as the core dials).
+    const dialer = new net.Socket({ allowHalfOpen: true });
+    dialer.pause();
+    dialer.connect({ port, host: HOST });
+    await once(dialer, 'connect');
+    park(dialer);
+    const acceptedRaw = await accepted.at(0);
+    park(acceptedRaw);
+    const a = socketFromFd(fdOf(acceptedRaw));
+    const d = socketFromFd(fdOf(dialer));
+    t.after(() => {
+      server.close();
+      a.destroy();
+      d.destroy();
+    });
+    for (const s of [a, d]) {
+      assert.ok(readsOf(s) !== undefined, 'reads through reused-reads.ts');
+      assert.equal(s.allowHalfOpen, true);
+      assert.equal(s.connecting, false);
+    }
+    assert.equal(a.remotePort, d.localPort);
+    assert.equal(d.remotePort, port);
+    // Written at once, no 'connect' awaited on either side.
+    a.write('from the accepted side');
+    d.write('from the dialed side');
+    assert.equal((await readN(d, 22)).toString(), 'from the accepted side');
+    assert.equal((await readN(a, 20)).toString(), 'from the dialed side');
+    // Half-close: each side's FIN arrives as 'end', and the other direction still flows.
+    const atA = readAll(a);
+    d.end();
+    assert.equal((await atA).length, 0);
+    const atD = readAll(d);
+    a.end('after the FIN');
+    assert.equal((await atD).toString(), 'after the FIN');
+  });
+});
+
+describe('adoptConnection: the Sniffer started from the core\'s sockets and the bytes it read', () => {
+  /** The same scenario through handleConnection and through adoptConnection with `plan`: the same calls each way. */
+  const WAYS: Array<[string, CorePlan | undefined]> = [['handleConnection', undefined]];
+
+  test('plaintext, 8 of 12 bytes read by the core (the rest in the kernel, or already read by the new socket): every byte in order, events as handleConnection\'s', LIMIT, async (t) => {
+    const adopted: Array<[string, CorePlan]> = [['adopted', { client: 8 }], ['adopted, the rest read by the socket first', { client: 8, handOverAfterMs: 30 }]];
+    for (const [way, core] of [...WAYS, ...adopted]) {
+      const service = await startService(t, 'plain', plaintext(echoLines));
+      const rig = await makeRig(t, { service, ...(core ? { core } : {}) });
+      const { sock, saw } = plainClient(rig);
+      sock.write('PING hello\r\n');
+      assert.equal((await readN(sock, 13)).toString(), '+PING hello\r\n', way);
+      assert.equal(bytesOf(await service.accepted.at(0)).toString(), 'PING hello\r\n', way);
+      const atClient = readAll(sock);
+      sock.end();
+      assert.equal((await atClient).length, 0);
+      assert.equal(await saw, null);
+      const conn = await rig.conns.at(0);
+      assert.deepEqual(await finished(conn), [
+        ['opened', 'plain', rig.port],
+        ['closed', 'plain', { bytesIn: 12, bytesOut: 13, reason: 'done' }],
+      ], way);
+      assert.deepEqual(bytesCounted(conn), { in: 12, out: 13 }, way);
+      if (core) {
+        assert.equal(conn.adopted?.clientBytes.toString(), 'PING hel', 'the core read 8 bytes');
+        assert.equal(conn.upstreamClosed, 1, 'onUpstreamClosed once');
+      }
+    }
+  });
+
+  test('a port handed over at accept: handleConnection on socketFromFd(the client fd) dials and relays as ever', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', plaintext(echoLines));
+    const rig = await makeRig(t, { service, core: { dial: false } });
+    const { sock, saw } = plainClient(rig);
+    sock.write('PING\r\n');
+    assert.equal((await readN(sock, 7)).toString(), '+PING\r\n');
+    sock.end();
+    assert.equal(await saw, null);
+    assert.deepEqual(await finished(await rig.conns.at(0)), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: 6, bytesOut: 7, reason: 'done' }],
+    ]);
+  });
+
+  for (const client of ['hello', 3] as const) {
+    const read = client === 'hello' ? 'the whole ClientHello' : 'only its first 3 bytes';
+    test(`TLS termination with ${read} read by the core: probed, terminated, the core's upstream released once`, LIMIT, async (t) => {
+      const service = await startService(t, 'plain', plaintext(echoLines));
+      const rig = await makeRig(t, { service, core: { client } });
+      const c = await tlsClient(rig);
+      assert.equal(c.sock.getPeerX509Certificate()?.fingerprint256, new X509Certificate(agentPem.cert).fingerprint256);
+      c.sock.write('PING\r\n');
+      assert.equal((await readN(c.sock, 7)).toString(), '+PING\r\n');
+      const conn = await rig.conns.at(0);
+      // The probe went out on the core's connection; the session on one Node dialed.
+      assert.equal(service.accepted.items.length, 2);
+      const [probe, session] = service.accepted.items as [ServiceConn, ServiceConn];
+      assert.equal(parseClientHello(bytesOf(probe)).kind, 'hello', 'the probe got the whole hello, the core\'s bytes first');
+      assert.equal(bytesOf(session).toString(), 'PING\r\n');
+      await probe.closed;
+      await delay(20);
+      assert.equal(conn.upstreamClosed, 1, 'the core\'s upstream, dropped after the probe: onUpstreamClosed once');
+      const ended = readAll(c.sock);
+      c.sock.end();
+      await ended;
+      assert.deepEqual(await finished(conn), [
+        ['opened', 'tls', rig.port],
+        ['closed', 'tls', { bytesIn: 6, bytesOut: 7, reason: 'done' }],
+      ]);
+      assert.equal(conn.upstreamClosed, 1);
+      if (client === 3) assert.equal(conn.adopted?.clientBytes.length, 3);
+    });
+
+    test(`TLS termination to a service cached plaintext with ${read} read: the core's upstream carries the session`, LIMIT, async (t) => {
+      const service = await startService(t, 'plain', plaintext(echoLines));
+      const rig = await makeRig(t, { service, core: { client } });
+      rig.cache.set(HOST, rig.port, 'plain');
+      const c = await tlsClient(rig);
+      c.sock.write('PING\r\n');
+      assert.equal((await readN(c.sock, 7)).toString(), '+PING\r\n');
+      assert.equal(service.accepted.items.length, 1, 'no probe, no dial of its own');
+      const conn = await rig.conns.at(0);
+      assert.equal(conn.upstreamClosed, 0, 'the session still holds it');
+      c.sock.end();
+      assert.deepEqual(await finished(conn), [
+        ['opened', 'tls', rig.port],
+        ['closed', 'tls', { bytesIn: 6, bytesOut: 7, reason: 'done' }],
+      ]);
+      assert.equal(conn.upstreamClosed, 1);
+    });
+  }
+
+  test('TLS passthrough with 3 bytes of the hello read: the service\'s own certificate, every byte on the wire counted', LIMIT, async (t) => {
+    const service = await startService(t, 'tls', echoLines);
+    const rig = await makeRig(t, { service, core: { client: 3 } });
+    const raw = net.connect({ host: HOST, port: rig.port, allowHalfOpen: true });
+    rig.sockets.push(raw);
+    const c = tls.connect({ socket: raw, ca: servicePem.cert, servername: 'upstream.example' });
+    c.on('error', () => undefined);
+    await once(c, 'secureConnect');
+    assert.equal(c.getPeerX509Certificate()?.fingerprint256, new X509Certificate(servicePem.cert).fingerprint256);
+    c.write('PING\r\n');
+    assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
+    const ended = readAll(c);
+    c.end();
+    await ended;
+    const conn = await rig.conns.at(0);
+    const calls = await finished(conn);
+    if (!raw.destroyed) await once(raw, 'close');
+    const [name, kind, result] = calls.at(-1) as [string, string, RelayResult];
+    assert.deepEqual([name, kind, result.reason], ['closed', 'passthrough', 'done']);
+    assert.deepEqual({ in: result.bytesIn, out: result.bytesOut }, { in: raw.bytesWritten, out: raw.bytesRead });
+    assert.equal(conn.upstreamClosed, 1);
+  });
+
+  test('a service that spoke first, its banner read by the core: the client gets it first, then the dialogue goes on; events as handleConnection\'s', LIMIT, async (t) => {
+    const banner = '220 smtp.test ESMTP ready\r\n';
+    for (const [way, core] of [...WAYS, ['adopted', { service: banner.length }] as [string, CorePlan]]) {
+      const service = await startService(t, 'plain', (sock) => {
+        sock.write(banner);
+        sock.on('data', (chunk: Buffer) => {
+          if (chunk.toString() === 'QUIT\r\n') sock.end('221 bye\r\n');
+        });
+      });
+      const rig = await makeRig(t, { service, ...(core ? { core } : {}) });
+      const { sock, saw } = plainClient(rig);
+      assert.equal((await readN(sock, banner.length)).toString(), banner, way);
+      const rest = readAll(sock);
+      sock.write('QUIT\r\n');
+      assert.equal((await rest).toString(), '221 bye\r\n', way);
+      sock.end();
+      assert.equal(await saw, null);
+      const conn = await rig.conns.at(0);
+      assert.deepEqual(await finished(conn), [
+        ['opened', 'plain', rig.port],
+        ['closed', 'plain', { bytesIn: 6, bytesOut: banner.length + 9, reason: 'done' }],
+      ], way);
+      if (core) {
+        assert.equal(conn.adopted?.serviceBytes.toString(), banner);
+        assert.equal(conn.upstreamClosed, 1);
+      }
+    }
+  });
+
+  test('the banner and the client\'s first bytes both read by the core: the banner first, the client\'s bytes after it, in order', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, core: { service: 8, client: 6 } });
+    const { sock, saw } = plainClient(rig);
+    sock.write('PING\r\n');
+    assert.equal((await readN(sock, 8 + 7)).toString(), '220 hi\r\n+PING\r\n');
+    sock.end();
+    assert.equal(await saw, null);
+    const conn = await rig.conns.at(0);
+    assert.deepEqual(await finished(conn), [
+      ['opened', 'plain', rig.port],
+      ['closed', 'plain', { bytesIn: 6, bytesOut: 15, reason: 'done' }],
+    ]);
+    assert.equal(bytesOf(await service.accepted.at(0)).toString(), 'PING\r\n');
+    assert.equal(conn.upstreamClosed, 1);
+  });
+
+  test('a server-first upgrade with the banner read by the core: STARTTLS answered here, TLS to a plaintext session', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', bannerThenEcho);
+    const rig = await makeRig(t, { service, upgrades: registryFor(toyServerFirst()), core: { service: 8 } });
+    const c = await upgradedClient(rig, starttls);
+    c.write('PING\r\n');
+    assert.equal((await readN(c, 7)).toString(), '+PING\r\n');
+    c.destroy();
+    const conn = await rig.conns.at(0);
+    const calls = await finished(conn);
+    assert.deepEqual(calls[0], ['opened', 'upgrade', rig.port, 'smtp']);
+    assert.equal(bytesOf(await service.accepted.at(0)).toString(), 'PING\r\n', 'STARTTLS never reached the service');
+    assert.equal(conn.upstreamClosed, 1);
+  });
+
+  for (const [what, payload, answer] of [
+    ['bytes, then its FIN', Buffer.from('PING\r\n'), 'got 6\r\n'],
+    ['its FIN and nothing else', Buffer.alloc(0), 'got 0\r\n'],
+    ['one byte that could start a hello, then its FIN', Buffer.from([0x16]), 'got 1\r\n'],
+  ] as const) {
+    test(`the core read from the client ${what}: the service gets them and the EOF, its answer arrives; events as handleConnection's`, LIMIT, async (t) => {
+      for (const [way, core] of [...WAYS, ['adopted', { client: payload.length, clientEof: true }] as [string, CorePlan]]) {
+        const service = await startService(t, 'plain', answerAtEof((got) => `got ${got.length}\r\n`));
+        const rig = await makeRig(t, { service, ...(core ? { core } : {}) });
+        const { sock, saw } = plainClient(rig);
+        const got = readAll(sock);
+        sock.end(payload);
+        assert.equal((await got).toString(), answer, way);
+        assert.equal(await saw, null);
+        const conn = await rig.conns.at(0);
+        assert.deepEqual(await finished(conn), [
+          ['opened', 'plain', rig.port],
+          ['closed', 'plain', { bytesIn: payload.length, bytesOut: answer.length, reason: 'done' }],
+        ], way);
+        assert.deepEqual(bytesCounted(conn), { in: payload.length, out: answer.length }, way);
+        assert.equal(bytesOf(await service.accepted.at(0)).toString('hex'), payload.toString('hex'), way);
+        if (core) {
+          assert.equal(conn.adopted?.clientEof, true, 'the core saw the FIN');
+          assert.equal(conn.upstreamClosed, 1);
+        }
+      }
+    });
+  }
+
+  test('an invalid hello read by the core: hello-invalid, both reset, onUpstreamClosed once', LIMIT, async (t) => {
+    const service = await startService(t, 'plain', echoLines);
+    const rig = await makeRig(t, { service, core: { client: 5 } });
+    const { sock, ended } = rawClient(rig);
+    sock.write(Buffer.from('1603010000', 'hex'));
+    assert.equal(await ended, 'ECONNRESET');
+    const conn = await rig.conns.at(0);
+    assert.deepEqual(await finished(conn), [
+      ['handshakeFailed', 'hello-invalid'],
+      ['closed', 'none', null],
+    ]);
+    assert.equal(conn.upstreamClosed, 1);
   });
 });
