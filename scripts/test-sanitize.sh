@@ -30,10 +30,11 @@ cd "$(dirname "$0")/.."
 # Addon-loading unit files outside unit/native/.
 UNIT="dist/test/unit/daemon/conn-table.test.js dist/test/unit/metrics/metrics.test.js"
 # Integration files that drive the native code: steering (program, maps,
-# listeners), bulk (the relay under load), concurrency and limits (the shared
-# connection table, many sockets at once), fd-baseline (fds back to their
-# count after load).
-INTEGRATION="steering bulk concurrency limits fd-baseline"
+# listeners), data-plane (the connection core: accept, dial, sniff, records,
+# relay), hostile (hostile and slow first bytes through the core), bulk (the
+# relay under load), concurrency and limits (the shared connection table,
+# many sockets at once), fd-baseline (fds back to their count after load).
+INTEGRATION="steering data-plane hostile bulk concurrency limits fd-baseline"
 [ "$#" -gt 0 ] && INTEGRATION="$*"
 
 runtime() {
