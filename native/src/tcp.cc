@@ -60,7 +60,10 @@ int NewTcpSocket(int family)
 	return fd < 0 ? -errno : fd;
 }
 
-int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, uint16_t *port)
+namespace {
+
+// Socket, transparent and mark: the steps every upstream socket takes before bind.
+int PrepareUpstream(int family, uint32_t mark, bool transparent)
 {
 	int s = NewTcpSocket(family);
 	if (s < 0)
@@ -78,6 +81,23 @@ int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transpa
 		if (setsockopt(s, SOL_SOCKET, SO_MARK, &m, sizeof(m)) < 0)
 			return -errno;
 	}
+	// A source port whose last connection is in TIME_WAIT on our side (the
+	// client closed first) may be bound again; connect() then takes it only
+	// where tcp_tw_reuse allows (routing.ts sets it), else the dial tries
+	// another port.
+	if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return -errno;
+	return fd.release();
+}
+
+} // namespace
+
+int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, uint16_t *port)
+{
+	int s = PrepareUpstream(family, mark, transparent);
+	if (s < 0)
+		return s;
+	Fd fd(s);
 	if (bind(s, reinterpret_cast<const sockaddr *>(&source.ss), source.len) < 0)
 		return -errno;
 	sockaddr_storage bound = {};
@@ -86,6 +106,27 @@ int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transpa
 		return -errno;
 	*port = AddrPort(bound);
 	return fd.release();
+}
+
+int OpenUpstreamInRange(int family, const uint8_t *source, uint32_t mark, bool transparent, uint16_t lo, uint16_t hi,
+			uint32_t *cursor, int tries, uint16_t *port)
+{
+	int s = PrepareUpstream(family, mark, transparent);
+	if (s < 0)
+		return s;
+	Fd fd(s);
+	uint32_t span = static_cast<uint32_t>(hi) - lo + 1;
+	for (int i = 0; i < tries; i++) {
+		uint16_t p = static_cast<uint16_t>(lo + (*cursor)++ % span);
+		SockAddr a = MakeSockAddr(family, source, p);
+		if (bind(s, reinterpret_cast<const sockaddr *>(&a.ss), a.len) == 0) {
+			*port = p;
+			return fd.release();
+		}
+		if (errno != EADDRINUSE)
+			return -errno;
+	}
+	return -EADDRINUSE;
 }
 
 int DiagConnExists(int diag_fd, int family, const uint8_t *local_addr, uint16_t local_port, const uint8_t *remote_addr,

@@ -30,6 +30,17 @@ int NewTcpSocket(int family);
 // bound port goes to *port. Returns the fd or -errno.
 int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, uint16_t *port);
 
+// The same, bound to an explicit port: the next free one of [lo, hi] from
+// *cursor on (advanced past it), at most `tries` binds. The kernel's own
+// choice (port 0) never takes a port held only by a TIME_WAIT, even with
+// SO_REUSEADDR (net.ipv4.ip_autobind_reuse is off), so a client that closes
+// first at a high rate used every port up; an explicit bind with
+// SO_REUSEADDR takes such a port, and going round the range in order leaves
+// each TIME_WAIT as old as the range allows before its port comes back.
+// -EADDRINUSE when every try found its port taken.
+int OpenUpstreamInRange(int family, const uint8_t *source, uint32_t mark, bool transparent, uint16_t lo, uint16_t hi,
+			uint32_t *cursor, int tries, uint16_t *port);
+
 // Whether a live TCP connection (not listening, not TIME_WAIT) with exactly
 // this 4-tuple exists in the netns, asked over a NETLINK_SOCK_DIAG socket:
 // 1 yes, 0 no, -errno when the question failed.

@@ -26,8 +26,15 @@ export type RoutingChange =
  * with no socket (the RST of a closed port, ICMP errors); without it the RST
  * for a service that just stopped goes out to the real client and our
  * upstream connect hangs instead of being refused.
+ * tcp_tw_reuse=1 (IPv4 and IPv6 alike; the default, 2, is for loopback
+ * addresses only): an upstream connection whose client closed first leaves
+ * its TIME_WAIT on the agent's side, on (client address, source port), and a
+ * client that opens connections fast used up every source port that way
+ * (EADDRINUSE, the client reset). With it, and SO_REUSEADDR on the upstream
+ * socket, such a port is taken again when TCP timestamps show the new
+ * connection apart from the old one, as for any outgoing connection.
  */
-const SYSCTLS = ['net.ipv4.tcp_fwmark_accept', 'net.ipv4.fwmark_reflect', 'net.ipv6.fwmark_reflect'] as const;
+const SYSCTLS = ['net.ipv4.tcp_fwmark_accept', 'net.ipv4.fwmark_reflect', 'net.ipv6.fwmark_reflect', 'net.ipv4.tcp_tw_reuse'] as const;
 type SysctlKey = (typeof SYSCTLS)[number];
 
 const sysctlPath = (key: SysctlKey): string => `/proc/sys/${key.replace(/\./g, '/')}`;

@@ -89,14 +89,14 @@ export const routingCheck: Check = {
 };
 
 export const fwmarkSysctlCheck: Check = {
-  name: 'tcp_fwmark_accept and fwmark_reflect',
+  name: 'tcp_fwmark_accept, fwmark_reflect and tcp_tw_reuse',
   run(opts) {
     const missing = status(opts).routing.filter((r) => r.change.startsWith('sysctl') && !r.present);
-    if (missing.length === 0) return { name: this.name, ok: true, detail: 'net.ipv4.tcp_fwmark_accept=1, ip*.fwmark_reflect=1' };
+    if (missing.length === 0) return { name: this.name, ok: true, detail: 'net.ipv4.tcp_fwmark_accept=1, ip*.fwmark_reflect=1, net.ipv4.tcp_tw_reuse=1' };
     return {
       name: this.name,
       ok: false,
-      detail: `not set: ${missing.map((m) => m.change.replace(/^sysctl /, '')).join(', ')}. tcp_fwmark_accept makes a service's replies carry jfe's mark (else they never reach jfe); fwmark_reflect does the same for the kernel's resets and ICMP errors (else a stopped service makes jfe hang instead of refusing)`,
+      detail: `not set: ${missing.map((m) => m.change.replace(/^sysctl /, '')).join(', ')}. tcp_fwmark_accept makes a service's replies carry jfe's mark (else they never reach jfe); fwmark_reflect does the same for the kernel's resets and ICMP errors (else a stopped service makes jfe hang instead of refusing); tcp_tw_reuse lets an upstream source port whose last connection is in TIME_WAIT be used again (else a client that closes first at a high rate runs jfe out of source ports)`,
       fix: `${missing.map((m) => addCommand(m.change)).join(' && ')}${netnsFlag(opts)}; or restart jfe run, which sets them`,
     };
   },

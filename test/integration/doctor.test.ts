@@ -73,9 +73,9 @@ test('jfe doctor: all pass with jfe running; the broken piece fails with its fix
     try {
       const d = await doctor();
       assert.equal(d.status, 1);
-      assert.ok(failed(d.report).includes('tcp_fwmark_accept and fwmark_reflect'), d.text);
+      assert.ok(failed(d.report).includes('tcp_fwmark_accept, fwmark_reflect and tcp_tw_reuse'), d.text);
       assert.ok(!failed(d.report).includes('routing rule and table'));
-      assert.match(check(d.report, 'tcp_fwmark_accept and fwmark_reflect').fix ?? '', /^sysctl -w net\.ipv4\.tcp_fwmark_accept=1/);
+      assert.match(check(d.report, 'tcp_fwmark_accept, fwmark_reflect and tcp_tw_reuse').fix ?? '', /^sysctl -w net\.ipv4\.tcp_fwmark_accept=1/);
       assert.ok(failed(d.report).includes('end-to-end self-test'), 'replies without the mark never reach jfe');
     } finally {
       w.exec(w.srv, ['sysctl', '-qw', 'net.ipv4.tcp_fwmark_accept=1']);

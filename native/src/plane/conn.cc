@@ -18,6 +18,9 @@ namespace jfe::plane {
 
 namespace {
 
+// Source ports tried when connect() finds the last one still in a fresh TIME_WAIT.
+constexpr int kMaxConnectTries = 8;
+
 // Closes with a TCP reset, as the host does for a refused or broken connection.
 void Rst(Fd &fd)
 {
@@ -99,21 +102,37 @@ void Conn::Start(int32_t ticket)
 	watching_client_ = true;
 	const uint8_t *source = nullptr;
 	int collisions = 0;
-	int fd = core_.dialer().Open(family_, src_, dst_, dst_port_, &bypass_, &source, &source_port_, &collisions);
+	SockAddr to = MakeSockAddr(family_, dst_, dst_port_);
+	int fd = -1;
+	// connect() refuses a source port whose TIME_WAIT on our side is too
+	// recent for tcp_tw_reuse (EADDRNOTAVAIL: the bind with SO_REUSEADDR
+	// could not know): another port then, a bounded number of times.
+	for (int tries = 0;; tries++) {
+		fd = core_.dialer().Open(family_, src_, dst_, dst_port_, &bypass_, &source, &source_port_, &collisions);
+		if (fd < 0)
+			break;
+		upstream_.reset(fd);
+		if (connect(fd, reinterpret_cast<const sockaddr *>(&to.ss), to.len) == 0) {
+			connected_ = true;
+			break;
+		}
+		int err = errno;
+		if (err == EINPROGRESS)
+			break;
+		if (err != EADDRNOTAVAIL || tries + 1 >= kMaxConnectTries) {
+			core_.stats()[rec::kCollisions] += collisions;
+			UpstreamFailed(err);
+			return;
+		}
+		bypass_.Delete();
+		upstream_.reset(-1);
+	}
 	core_.stats()[rec::kCollisions] += collisions;
 	if (fd < 0) {
 		DialFailed(-fd);
 		return;
 	}
-	upstream_.reset(fd);
 	NoDelay(fd);
-	SockAddr to = MakeSockAddr(family_, dst_, dst_port_);
-	if (connect(fd, reinterpret_cast<const sockaddr *>(&to.ss), to.len) == 0) {
-		connected_ = true;
-	} else if (errno != EINPROGRESS) {
-		UpstreamFailed(errno);
-		return;
-	}
 	int err = core_.poller().Add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, &upstream_side_);
 	if (err != 0) {
 		UpstreamFailed(err);

@@ -34,6 +34,9 @@ struct DialConfig {
 	int bypass_fd = -1;
 	uint32_t mark = 0;
 	bool transparent = true; // 'original' mode; false: 'host' mode
+	// Upstream source ports; 0/0: the namespace's ip_local_port_range, read once.
+	uint16_t port_lo = 0;
+	uint16_t port_hi = 0;
 };
 
 class Dialer {
@@ -53,6 +56,7 @@ class Dialer {
       private:
 	DialConfig config_;
 	Fd diag_;
+	uint32_t cursor_; // where the next source port is looked for (OpenUpstreamInRange)
 };
 
 } // namespace jfe::plane

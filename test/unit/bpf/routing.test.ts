@@ -64,6 +64,7 @@ test('attach adds all, twice adds nothing, detach removes all and restores the s
     'sysctl net.ipv4.tcp_fwmark_accept=1',
     'sysctl net.ipv4.fwmark_reflect=1',
     'sysctl net.ipv6.fwmark_reflect=1',
+    'sysctl net.ipv4.tcp_tw_reuse=1',
     'ip -4 rule fwmark 0x4a4645 lookup 4645 pref 4645',
     'ip -4 route local 0.0.0.0/0 dev lo table 4645',
     'ip -6 rule fwmark 0x4a4645 lookup 4645 pref 4645',
@@ -73,15 +74,15 @@ test('attach adds all, twice adds nothing, detach removes all and restores the s
   assert.deepEqual([...ns.state.routes].sort(), ['4:4645', '6:4645']);
   assert.equal(ns.state.sysctls.get(ACCEPT), '1');
   assert.equal(ns.state.sysctls.get('/proc/sys/net/ipv6/fwmark_reflect'), '1');
-  assert.equal(readRecord(record).length, 7);
+  assert.equal(readRecord(record).length, 8);
 
   assert.deepEqual(ensureRouting(ns.run, opts, record, true, silentLogger), []);
-  assert.equal(readRecord(record).length, 7);
+  assert.equal(readRecord(record).length, 8);
 
   const removed = removeRouting(ns.run, record, silentLogger);
-  assert.equal(removed.length, 7);
+  assert.equal(removed.length, 8);
   assert.equal(ns.state.rules.size + ns.state.routes.size, 0);
-  assert.deepEqual([...ns.state.sysctls.values()], ['0', '0', '0']);
+  assert.deepEqual([...ns.state.sysctls.values()], ['0', '0', '0', '0']);
   assert.equal(fs.existsSync(record), false);
 });
 
@@ -89,7 +90,7 @@ test('what was there before attach is neither recorded nor removed', () => {
   const ns = fakeNetns({ rules: ['4:4867653:4645:4645'], sysctls: { [ACCEPT]: '1' } });
   const record = tmpRecord();
   const added = ensureRouting(ns.run, opts, record, false, silentLogger);
-  assert.deepEqual(added, ['sysctl net.ipv4.fwmark_reflect=1', 'ip -4 route local 0.0.0.0/0 dev lo table 4645']);
+  assert.deepEqual(added, ['sysctl net.ipv4.fwmark_reflect=1', 'sysctl net.ipv4.tcp_tw_reuse=1', 'ip -4 route local 0.0.0.0/0 dev lo table 4645']);
   removeRouting(ns.run, record, silentLogger);
   assert.ok(ns.state.rules.has('4:4867653:4645:4645'));
   assert.equal(ns.state.sysctls.get(ACCEPT), '1');
@@ -111,6 +112,6 @@ test('each change is recorded before it is applied', () => {
     message: /add local route: ip -4 route add local 0.0.0.0\/0 dev lo table 4645 failed: Error: Nexthop device is not up./,
   });
   // Detach after a failed attach removes what it did add, and skips the absent route.
-  assert.equal(removeRouting(ns.run, record, silentLogger).length, 3);
+  assert.equal(removeRouting(ns.run, record, silentLogger).length, 4);
   assert.equal(ns.state.rules.size, 0);
 });
