@@ -25,10 +25,26 @@ uint16_t AddrPort(const sockaddr_storage &ss);
 // A non-blocking, close-on-exec TCP socket; -errno on failure.
 int NewTcpSocket(int family);
 
-// A non-blocking TCP socket bound to (source, port 0), transparent (a source
-// that is not local) and marked when asked: the agent's upstream side. The
-// bound port goes to *port. Returns the fd or -errno.
-int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, uint16_t *port);
+// The source ports an upstream socket may take. {0, 0}: the kernel's
+// ephemeral range (bind to port 0). Otherwise lo..hi, both included.
+struct PortRange {
+	uint16_t lo = 0;
+	uint16_t hi = 0;
+	bool any() const { return lo == 0; }
+};
+
+// A non-blocking TCP socket bound to source, transparent (a source that is
+// not local) and marked when asked: the agent's upstream side. Its port is
+// one of ports (which any port of source.ss is ignored for), never one of
+// ip_local_reserved_ports. The bound port goes to *port. Returns the fd or
+// -errno (-EADDRINUSE: no free port in the range after a bounded search).
+int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, PortRange ports, uint16_t *port);
+
+// How the last OpenUpstream with a range picked its port: 1 the kernel did
+// (IP_LOCAL_PORT_RANGE, Linux 6.3+, and the range inside the netns's
+// ip_local_port_range), 0 by explicit binds, -1 not decided yet. For tests
+// and jfe doctor.
+int UpstreamRangeByKernel();
 
 // Whether a live TCP connection (not listening, not TIME_WAIT) with exactly
 // this 4-tuple exists in the netns, asked over a NETLINK_SOCK_DIAG socket:

@@ -60,7 +60,8 @@ int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr
 	uint32_t mark = config_.transparent ? config_.mark : 0;
 	for (int i = 0; i < kMaxTries; i++) {
 		uint16_t port = 0;
-		int s = OpenUpstream(family, bind_to, mark, config_.transparent, &port);
+		int s = OpenUpstream(family, bind_to, mark, config_.transparent,
+				     config_.transparent ? config_.ports : PortRange{}, &port);
 		if (s < 0)
 			return s;
 		Fd fd(s);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "../fd.h"
+#include "../tcp.h"
 #include "jfe.h"
 
 namespace jfe::plane {
@@ -34,6 +35,11 @@ struct DialConfig {
 	int bypass_fd = -1;
 	uint32_t mark = 0;
 	bool transparent = true; // 'original' mode; false: 'host' mode
+	// Source ports of 'original' mode (--upstream-ports): out of the range
+	// clients draw their own from, so a client never finds its tuple taken.
+	// 'host' mode binds the host's address, whose ports the kernel already
+	// shares out among all local sockets: there the kernel picks as before.
+	PortRange ports;
 };
 
 class Dialer {
