@@ -19,8 +19,7 @@ import { TlsServiceCache } from './tls-services';
 import { ALL_DIALOGUES } from './upgrades';
 import { UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory } from './upgrades/upgrade';
-import type { UpstreamPorts } from '../config/upstream-ports';
-import { type BypassHandle, type Family, type UpstreamSource, createDialer } from './upstream';
+import { type BypassHandle, type Family, type UpstreamPorts, type UpstreamSource, createDialer } from './upstream';
 
 /** The steering the agent needs: its slot in the sockmap and the bypass map. */
 export interface SteeringHandle extends BypassHandle {

@@ -13,8 +13,7 @@ import { type Family, type Plane, native } from '../native';
 import { type ConnectionEvents, socketFromFd, upstreamFailure } from './connection';
 import { FIRST_VERDICT, decideFirstBytes } from './first-bytes';
 import type { RelayReason, RelayResult } from './relay';
-import type { UpstreamPorts } from '../config/upstream-ports';
-import type { Endpoint, UpstreamSource } from './upstream';
+import type { Endpoint, UpstreamPorts, UpstreamSource } from './upstream';
 
 /** native/src/plane/records.h, word for word. */
 const W = 32;

@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import { JfeError } from '../errors';
-import type { UpstreamPorts } from '../config/upstream-ports';
 import { type Family, native } from '../native';
 import { socketWithReusedReads } from './reused-reads';
 
@@ -26,6 +25,12 @@ export interface BypassHandle {
 }
 
 export type UpstreamSource = 'original' | 'host';
+
+/** Source ports of the legs in 'original' mode, both included (--upstream-ports, src/config/upstream-ports.ts). */
+export interface UpstreamPorts {
+  lo: number;
+  hi: number;
+}
 
 export interface UpstreamOptions {
   source: UpstreamSource;
