@@ -12,7 +12,9 @@
 // must find hung clients, or the second one proves nothing. The second is
 // the default range: every leg inside it, no client connection hangs.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { test } from 'node:test';
 import { native } from '../../src/native';
 import { startJfe } from '../helpers/jfe';
@@ -232,4 +234,29 @@ test('a narrow --upstream-ports is honoured, and a port a service listens on (wi
   const back = await new Promise<string>((resolve) => echo.once('data', (d: Buffer) => resolve(d.toString())));
   assert.equal(back, 'ping\n', 'a held connection still relays');
   release();
+});
+
+test('ports in ip_local_reserved_ports are never taken, and a leg\'s port keeps a later wildcard listener out', (t) => {
+  if (!requireRoot(t)) return;
+  const w = createWorld(t);
+  w.exec(w.srv, ['sh', '-c', 'echo 20000-20004 > /proc/sys/net/ipv4/ip_local_reserved_ports']);
+  // A process of its own: the reserved ports are read once per process, in its netns.
+  const script = path.join(w.tmp, 'reserved.js');
+  fs.writeFileSync(
+    script,
+    `const { native } = require(${JSON.stringify(path.resolve(__dirname, '../../src/native'))});
+const n = native();
+const got = [];
+try { for (let i = 0; i < 10; i++) got.push(n.upstreamSocket(4, ${JSON.stringify(w.cli4)}, 0x10, true, 20000, 20009).port); } catch (e) { got.push(e.code); }
+const s = require('node:net').createServer();
+s.on('error', (e) => { console.log(JSON.stringify({ got, listen: e.code })); process.exit(0); });
+s.listen(got[0], '0.0.0.0', () => { console.log(JSON.stringify({ got, listen: 'ok' })); process.exit(0); });
+`,
+  );
+  const out = JSON.parse(w.exec(w.srv, [process.execPath, script])) as { got: (number | string)[]; listen: string };
+  const ports = out.got.slice(0, 5).map(Number).sort((a, b) => a - b);
+  assert.deepEqual(ports, [20005, 20006, 20007, 20008, 20009], 'only the unreserved ports');
+  assert.equal(out.got[5], 'EADDRINUSE', 'then the range is full');
+  // The hazard the README names: a service binding the wildcard later, on a port a leg holds.
+  assert.equal(out.listen, 'EADDRINUSE');
 });
