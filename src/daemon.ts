@@ -35,7 +35,7 @@ import { native } from './native';
 
 export const RUN_OPTION_NAMES = [
   'pinDir', 'runDir', 'ports', 'excludePorts', 'mark', 'table', 'rulePriority',
-  'stateDir', 'workers', 'upstreamSource', 'idleTimeout', 'helloTimeout', 'maxConnections', 'maxConnectionsPerClient',
+  'stateDir', 'workers', 'upstreamSource', 'upstreamPorts', 'idleTimeout', 'helloTimeout', 'maxConnections', 'maxConnectionsPerClient',
   'drainTimeout', 'probeTimeout', 'tlsProbeTtl', 'certCacheIdle', 'maxStoredCerts', 'listenersInterval', 'logLevel', 'verbose',
   'upgrades', 'upgradeTimeout', ...ACME_OPTION_NAMES, 'metricsListen',
 ] as const;
@@ -312,6 +312,7 @@ async function runWorker(s: RunSettings, slot: number, root: Logger, log: Logger
       maxConnections: part(s.maxConnections),
       maxConnectionsPerClient: part(s.maxConnectionsPerClient),
       upstreamSource: s.upstreamSource,
+      upstreamPorts: s.upstreamPorts,
       mark: s.mark,
       idleTimeoutMs: s.idleTimeout,
       helloTimeoutMs: s.helloTimeout,

@@ -140,6 +140,9 @@ export interface PlaneOptions {
   mark: number;
   /** 'original' mode: bind to the client's address (IP_TRANSPARENT); false: the destination's ('host'). */
   transparent: boolean;
+  /** Source ports of 'original' mode, both included (--upstream-ports); without them the kernel's ephemeral range. */
+  portLo?: number;
+  portHi?: number;
   /** A connection silent this long (sniffing or relaying) is closed. */
   idleTimeoutMs: number;
   /** 65536 bits, LSB first: ports whose clients go to TS at accept (TAKEOVER_ACCEPTED). */
@@ -202,7 +205,10 @@ export interface Native {
   numPossibleCpus(): number;
   listenSocket(family: Family, addr: string, port: number, backlog: number, netnsFd?: number): number;
   tcpSocket(family: Family, netnsFd?: number): number;
-  upstreamSocket(family: Family, sourceAddr: string, mark: number, transparent: boolean): { fd: number; port: number };
+  /** portLo..portHi: the source port's range (a bounded search, ip_local_reserved_ports skipped); without them the kernel's ephemeral range. */
+  upstreamSocket(family: Family, sourceAddr: string, mark: number, transparent: boolean, portLo?: number, portHi?: number): { fd: number; port: number };
+  /** How this process's last upstreamSocket/dial with a range got its port: 1 the kernel (IP_LOCAL_PORT_RANGE), 0 explicit binds, -1 none yet. */
+  upstreamPortsByKernel(): number;
   flock(fd: number): boolean;
   diagOpen(): number;
   diagListeners(fd: number, family: Family): { addr: string; port: number; v6only: boolean }[];

@@ -126,9 +126,10 @@ Napi::Value TcpSocket(const Napi::CallbackInfo &info)
 	return Napi::Number::New(env, SocketIn(env, family, netns));
 }
 
-// (family 4|6, sourceAddr, mark, transparent) -> { fd, port }: bound, not
-// yet connected, so the caller can register the source port before the
-// SYN leaves. transparent allows a source address that is not local.
+// (family 4|6, sourceAddr, mark, transparent, portLo?, portHi?) -> { fd, port }:
+// bound, not yet connected, so the caller can register the source port
+// before the SYN leaves. transparent allows a source address that is not
+// local. Without portLo/portHi the kernel picks an ephemeral port.
 Napi::Value UpstreamSocket(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
@@ -136,16 +137,31 @@ Napi::Value UpstreamSocket(const Napi::CallbackInfo &info)
 	Addr a = ParseAddr(env, family, ArgString(info, 1, "sourceAddr"), 0);
 	uint32_t mark = ArgUint(info, 2, "mark");
 	bool transparent = info.Length() > 3 && info[3].ToBoolean().Value();
+	PortRange ports;
+	if (info.Length() > 5) {
+		uint32_t lo = ArgUint(info, 4, "portLo"), hi = ArgUint(info, 5, "portHi");
+		if (lo < 1 || lo > hi || hi > 65535)
+			throw Napi::RangeError::New(env, "portLo..portHi must be a port range");
+		ports = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
+	}
 
 	SockAddr source = {a.ss, a.len};
 	uint16_t port = 0;
-	int fd = OpenUpstream(family, source, mark, transparent, &port);
+	int fd = OpenUpstream(family, source, mark, transparent, ports, &port);
 	if (fd < 0)
 		ThrowErrno(env, -fd, "upstream socket", "bind to the upstream source");
 	Napi::Object out = Napi::Object::New(env);
 	out.Set("port", port);
 	out.Set("fd", fd);
 	return out;
+}
+
+// () -> 1 when this process's last upstream socket with a port range had
+// its port picked by the kernel (IP_LOCAL_PORT_RANGE), 0 by explicit binds,
+// -1 none yet.
+Napi::Value UpstreamPortsByKernel(const Napi::CallbackInfo &info)
+{
+	return Napi::Number::New(info.Env(), UpstreamRangeByKernel());
 }
 
 // (fd) -> true when an exclusive lock was taken, false when another process

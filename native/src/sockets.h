@@ -10,6 +10,7 @@ namespace jfe {
 Napi::Value ListenSocket(const Napi::CallbackInfo &info);
 Napi::Value TcpSocket(const Napi::CallbackInfo &info);
 Napi::Value UpstreamSocket(const Napi::CallbackInfo &info);
+Napi::Value UpstreamPortsByKernel(const Napi::CallbackInfo &info);
 Napi::Value Flock(const Napi::CallbackInfo &info);
 
 } // namespace jfe

@@ -25,21 +25,36 @@ uint16_t AddrPort(const sockaddr_storage &ss);
 // A non-blocking, close-on-exec TCP socket; -errno on failure.
 int NewTcpSocket(int family);
 
-// A non-blocking TCP socket bound to (source, port 0), transparent (a source
-// that is not local) and marked when asked: the agent's upstream side. The
-// bound port goes to *port. Returns the fd or -errno.
-int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, uint16_t *port);
+// The source ports an upstream socket may take. {0, 0}: the kernel's
+// ephemeral range (bind to port 0). Otherwise lo..hi, both included.
+struct PortRange {
+	uint16_t lo = 0;
+	uint16_t hi = 0;
+	bool any() const { return lo == 0; }
+};
 
-// The same, bound to an explicit port: the next free one of [lo, hi] from
-// *cursor on (advanced past it), at most `tries` binds. The kernel's own
-// choice (port 0) never takes a port held only by a TIME_WAIT, even with
-// SO_REUSEADDR (net.ipv4.ip_autobind_reuse is off), so a client that closes
-// first at a high rate used every port up; an explicit bind with
-// SO_REUSEADDR takes such a port, and going round the range in order leaves
-// each TIME_WAIT as old as the range allows before its port comes back.
-// -EADDRINUSE when every try found its port taken.
-int OpenUpstreamInRange(int family, const uint8_t *source, uint32_t mark, bool transparent, uint16_t lo, uint16_t hi,
-			uint32_t *cursor, int tries, uint16_t *port);
+// A non-blocking TCP socket bound to source, transparent (a source that is
+// not local) and marked when asked: the agent's upstream side. Its port is
+// one of ports (which any port of source.ss is ignored for), never one of
+// ip_local_reserved_ports. The bound port goes to *port. Returns the fd or
+// -errno (-EADDRINUSE: no free port in the range after a bounded search).
+// Explicit binds go round the range in order (from a random start per
+// thread), so a port comes back as late as the range allows.
+// share_time_wait: SO_REUSEADDR, so that a port held only by a TIME_WAIT of
+// ours (the client closed first) is bound again instead of skipped (a client
+// that closes first at a high rate, such as a load balancer's few addresses,
+// ran the range dry); it also lets a port held by another live socket with
+// SO_REUSEADDR be bound, so the caller must make sure no other leg holds it
+// (the data plane's bypass entries, inserted with BPF_NOEXIST, do), and that
+// connect() may refuse a too-recent TIME_WAIT (EADDRNOTAVAIL: try another).
+int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, PortRange ports, uint16_t *port,
+		 bool share_time_wait = false);
+
+// How the last OpenUpstream with a range picked its port: 1 the kernel did
+// (IP_LOCAL_PORT_RANGE, Linux 6.3+, and the range inside the netns's
+// ip_local_port_range), 0 by explicit binds, -1 not decided yet. For tests
+// and jfe doctor.
+int UpstreamRangeByKernel();
 
 // Whether a live TCP connection (not listening, not TIME_WAIT) with exactly
 // this 4-tuple exists in the netns, asked over a NETLINK_SOCK_DIAG socket:

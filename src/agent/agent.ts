@@ -19,7 +19,7 @@ import { TlsServiceCache } from './tls-services';
 import { ALL_DIALOGUES } from './upgrades';
 import { UpgradeRegistry } from './upgrades/registry';
 import type { DialogueFactory } from './upgrades/upgrade';
-import { type BypassHandle, type Family, type UpstreamSource, createDialer } from './upstream';
+import { type BypassHandle, type Family, type UpstreamPorts, type UpstreamSource, createDialer } from './upstream';
 
 /** The steering the agent needs: its slot in the sockmap and the bypass map. */
 export interface SteeringHandle extends BypassHandle {
@@ -38,6 +38,8 @@ export interface AgentOptions extends ConnectionOptions {
   /** Connections one client (IPv4 address, IPv6 /64) holds at most on the host. */
   maxConnectionsPerClient: number;
   upstreamSource: UpstreamSource;
+  /** Source ports of the upstream legs in 'original' mode (--upstream-ports). */
+  upstreamPorts: UpstreamPorts;
   mark: number;
   /** How long a verdict on whether a destination speaks TLS itself holds. */
   tlsProbeTtlMs: number;
@@ -102,7 +104,7 @@ export class Agent {
   async start(): Promise<void> {
     const { opts, deps } = this;
     const log = deps.log.child({ component: 'agent' });
-    this.dialer = createDialer({ source: opts.upstreamSource, mark: opts.mark, bypass: deps.steering, onCollision: deps.events.collision });
+    this.dialer = createDialer({ source: opts.upstreamSource, ports: opts.upstreamPorts, mark: opts.mark, bypass: deps.steering, onCollision: deps.events.collision });
     const connDeps = {
       dial: this.dialer.dial,
       certs: deps.certs,
@@ -138,6 +140,7 @@ export class Agent {
         bypassFd: deps.steering.fds.bypass,
         mark: opts.mark,
         source: opts.upstreamSource,
+        ports: opts.upstreamPorts,
         idleTimeoutMs: opts.idleTimeoutMs,
         takeoverPorts: [...opts.upgradePorts.keys(), ...(deps.challenges ? [HTTP01_PORT, TLS_ALPN01_PORT] : [])],
       },

@@ -13,7 +13,7 @@ import { type Family, type Plane, native } from '../native';
 import { type ConnectionEvents, socketFromFd, upstreamFailure } from './connection';
 import { FIRST_VERDICT, decideFirstBytes } from './first-bytes';
 import type { RelayReason, RelayResult } from './relay';
-import type { Endpoint, UpstreamSource } from './upstream';
+import type { Endpoint, UpstreamPorts, UpstreamSource } from './upstream';
 
 /** native/src/plane/records.h, word for word. */
 const W = 32;
@@ -58,6 +58,8 @@ export interface DataPlaneOptions {
   bypassFd: number;
   mark: number;
   source: UpstreamSource;
+  /** Source ports in 'original' mode ('host' mode leaves the choice to the kernel). */
+  ports: UpstreamPorts;
   idleTimeoutMs: number;
   /** Ports whose clients go to Node at accept: upgrade dialogues, and 80/443 while ACME challenges are answered. */
   takeoverPorts: Iterable<number>;
@@ -110,7 +112,7 @@ export class DataPlane {
   ) {
     this.transparent = opts.source === 'original';
     this.plane = new (native().Plane)(
-      { bypassFd: opts.bypassFd, mark: opts.mark, transparent: this.transparent, idleTimeoutMs: opts.idleTimeoutMs, takeover: portBitmap(opts.takeoverPorts) },
+      { bypassFd: opts.bypassFd, mark: opts.mark, transparent: this.transparent, portLo: opts.ports.lo, portHi: opts.ports.hi, idleTimeoutMs: opts.idleTimeoutMs, takeover: portBitmap(opts.takeoverPorts) },
       this.onRecords,
     );
     this.rec = this.plane.records;

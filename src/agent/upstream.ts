@@ -26,8 +26,16 @@ export interface BypassHandle {
 
 export type UpstreamSource = 'original' | 'host';
 
+/** Source ports of the legs in 'original' mode, both included (--upstream-ports, src/config/upstream-ports.ts). */
+export interface UpstreamPorts {
+  lo: number;
+  hi: number;
+}
+
 export interface UpstreamOptions {
   source: UpstreamSource;
+  /** Source ports in 'original' mode; 'host' mode binds the host's own address, where the kernel shares ports out among all local sockets. */
+  ports: UpstreamPorts;
   mark: number;
   bypass: BypassHandle;
   /** Called when a candidate source port would collide with a live client connection. */
@@ -49,7 +57,9 @@ export function createDialer(opts: UpstreamOptions): { dial: Dial; close(): void
     const sourceAddr = transparent ? client.address : dst.address;
     let bound: { fd: number; port: number } | undefined;
     for (let i = 0; i < MAX_TRIES && !bound; i++) {
-      const candidate = n.upstreamSocket(client.family, sourceAddr, mark, transparent);
+      const candidate = transparent
+        ? n.upstreamSocket(client.family, sourceAddr, mark, true, opts.ports.lo, opts.ports.hi)
+        : n.upstreamSocket(client.family, sourceAddr, mark, false);
       // (source, port') -> (dst, P) must not be a connection the agent holds
       // from a client: the SYN would land on that socket instead of the service.
       if (n.diagExists(diagFd, client.family, dst.address, dst.port, sourceAddr, candidate.port)) {

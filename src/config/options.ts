@@ -7,6 +7,7 @@ import { parseListenAddress } from './listen-address';
 import { checkDnsServer, checkIpAddress, normaliseDomainPattern, splitList } from './name-lists';
 import { parsePortSet } from './ports';
 import { parseRateLimit, parseShare } from './rate-limit';
+import { DEFAULT_UPSTREAM_PORTS, parseUpstreamPorts } from './upstream-ports';
 
 export interface OptionDef<T> {
   type: 'string' | 'number' | 'boolean';
@@ -167,6 +168,12 @@ export const OPTIONS = {
     describe: 'connect to services from the client\'s own address (original), or from the host\'s (host: services see the host, for hosts where the routing cannot be set up)',
     default: 'original',
     schema: z.enum(['original', 'host']),
+  }),
+  upstreamPorts: def({
+    type: 'string',
+    describe: 'source ports of the connections to services in original mode, LO-HI: keep them out of the range clients take their own ports from (Linux 32768-60999, Windows and macOS 49152-65535), or a client can find its connection\'s tuple taken',
+    default: DEFAULT_UPSTREAM_PORTS,
+    schema: checked(parseUpstreamPorts),
   }),
   idleTimeout: def({
     type: 'string',

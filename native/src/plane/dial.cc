@@ -8,9 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <random>
 #include <system_error>
 
 #include "../tcp.h"
@@ -20,9 +18,8 @@ namespace jfe::plane {
 namespace {
 // How many source ports to try before giving up (each collision is counted).
 constexpr int kMaxTries = 8;
-// Ports looked at per source port wanted: a range mostly taken by live
-// connections is the host's problem, not one worth a long scan per connection.
-constexpr int kMaxBindTries = 64;
+// Ports held by other live legs passed over per dial (a range that full is an overload).
+constexpr int kMaxTaken = 64;
 } // namespace
 
 int BypassEntry::Insert(int map_fd, int family, const uint8_t *addr, uint16_t port)
@@ -35,7 +32,7 @@ int BypassEntry::Insert(int map_fd, int family, const uint8_t *addr, uint16_t po
 	// The owner is this process: a worker that dies leaves entries its
 	// successor removes by pid (src/bpf/maps.ts removeBypassOf).
 	uint32_t owner = static_cast<uint32_t>(getpid());
-	if (bpf_map_update_elem(map_fd, &key_, &owner, BPF_ANY) < 0)
+	if (bpf_map_update_elem(map_fd, &key_, &owner, BPF_NOEXIST) < 0)
 		return errno;
 	map_fd_ = map_fd;
 	return 0;
@@ -54,20 +51,6 @@ Dialer::Dialer(const DialConfig &config)
 {
 	if (diag_.get() < 0)
 		throw std::system_error(errno, std::generic_category(), "socket NETLINK_SOCK_DIAG");
-	if (config_.port_lo == 0 || config_.port_hi < config_.port_lo) {
-		// The range the kernel's own choice used (the agent dialled with port 0 before).
-		unsigned lo = 32768, hi = 60999;
-		if (FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
-			if (fscanf(f, "%u %u", &lo, &hi) != 2 || lo == 0 || hi < lo || hi > 65535)
-				lo = 32768, hi = 60999;
-			fclose(f);
-		}
-		config_.port_lo = static_cast<uint16_t>(lo);
-		config_.port_hi = static_cast<uint16_t>(hi);
-	}
-	// A random start, so that workers (and restarts) do not walk the range in step.
-	std::random_device rd;
-	cursor_ = rd();
 }
 
 int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr, uint16_t dst_port, BypassEntry *bypass,
@@ -75,11 +58,16 @@ int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr
 {
 	const uint8_t *src = config_.transparent ? client_addr : dst_addr;
 	*source = src;
+	SockAddr bind_to = MakeSockAddr(family, src, 0);
 	uint32_t mark = config_.transparent ? config_.mark : 0;
-	for (int i = 0; i < kMaxTries; i++) {
+	// Ports another live leg holds (EEXIST below) are passed over without
+	// counting as tries, up to kMaxTaken: the explicit binds share them
+	// (SO_REUSEADDR), so they find them one by one where a bind used to skip them.
+	int taken = 0;
+	for (int i = 0; i < kMaxTries && taken < kMaxTaken;) {
 		uint16_t port = 0;
-		int s = OpenUpstreamInRange(family, src, mark, config_.transparent, config_.port_lo, config_.port_hi, &cursor_,
-					    kMaxBindTries, &port);
+		int s = OpenUpstream(family, bind_to, mark, config_.transparent,
+				     config_.transparent ? config_.ports : PortRange{}, &port, config_.transparent);
 		if (s < 0)
 			return s;
 		Fd fd(s);
@@ -90,9 +78,17 @@ int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr
 			return exists;
 		if (exists == 1) {
 			++*collisions;
+			i++;
 			continue;
 		}
+		// NOEXIST: the bind may share a port another live leg of any worker
+		// holds (share_time_wait); its bypass entry says so, and one entry
+		// must belong to one leg.
 		int err = bypass->Insert(config_.bypass_fd, family, src, port);
+		if (err == EEXIST) {
+			taken++;
+			continue;
+		}
 		if (err != 0)
 			return -err;
 		*source_port = port;

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "../fd.h"
+#include "../tcp.h"
 #include "jfe.h"
 
 namespace jfe::plane {
@@ -34,9 +35,11 @@ struct DialConfig {
 	int bypass_fd = -1;
 	uint32_t mark = 0;
 	bool transparent = true; // 'original' mode; false: 'host' mode
-	// Upstream source ports; 0/0: the namespace's ip_local_port_range, read once.
-	uint16_t port_lo = 0;
-	uint16_t port_hi = 0;
+	// Source ports of 'original' mode (--upstream-ports): out of the range
+	// clients draw their own from, so a client never finds its tuple taken.
+	// 'host' mode binds the host's address, whose ports the kernel already
+	// shares out among all local sockets: there the kernel picks as before.
+	PortRange ports;
 };
 
 class Dialer {
@@ -56,7 +59,6 @@ class Dialer {
       private:
 	DialConfig config_;
 	Fd diag_;
-	uint32_t cursor_; // where the next source port is looked for (OpenUpstreamInRange)
 };
 
 } // namespace jfe::plane

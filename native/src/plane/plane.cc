@@ -48,7 +48,7 @@ class Plane : public Napi::ObjectWrap<Plane> {
 				   });
 	}
 
-	// (options { bypassFd, mark, transparent, idleTimeoutMs, takeover: Uint8Array(8192) }, onRecords)
+	// (options { bypassFd, mark, transparent, portLo?, portHi?, idleTimeoutMs, takeover: Uint8Array(8192) }, onRecords)
 	explicit Plane(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Plane>(info), env_(info.Env())
 	{
 		Napi::Env env = info.Env();
@@ -65,6 +65,12 @@ class Plane : public Napi::ObjectWrap<Plane> {
 		config.dial.bypass_fd = static_cast<int>(num("bypassFd"));
 		config.dial.mark = static_cast<uint32_t>(num("mark"));
 		config.dial.transparent = o.Get("transparent").ToBoolean().Value();
+		if (o.Has("portLo")) {
+			double lo = num("portLo"), hi = num("portHi");
+			if (!(lo >= 1 && lo <= hi && hi <= 65535))
+				throw Napi::RangeError::New(env, "options.portLo..portHi must be a port range");
+			config.dial.ports = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
+		}
 		config.idle_timeout_ms = static_cast<uint64_t>(num("idleTimeoutMs"));
 		Napi::Value takeover = o.Get("takeover");
 		if (!takeover.IsTypedArray() || takeover.As<Napi::TypedArray>().ByteLength() != 8192)
