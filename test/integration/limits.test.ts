@@ -108,9 +108,13 @@ test('the cap holds for the host, wherever the BPF hash puts each connection; a 
   // The rest, wherever they land: 2 more are held, then the host is at its cap.
   const more = await Promise.allSettled(Array.from({ length: 5 }, () => open(w, 2602)));
   const held = more.filter((r): r is PromiseFulfilledResult<Held> => r.status === 'fulfilled').map((r) => r.value);
-  assert.equal(held.length, 2, 'ten held in all, two on either worker');
+  // At the cap, a new connection on worker 0 may close one of its eight instead of
+  // being refused, once that one has been seen silent for a second (make-room): how
+  // many did depends on timing. What does not: the host holds exactly ten.
   const m = await scrapeMetrics(w);
-  assert.equal(m.get('jfe_connections_refused_total{reason="host-limit"}'), 3);
+  const madeRoom = m.get('jfe_connections_evicted_total{reason="make-room"}') ?? 0;
+  assert.equal(held.length, 2 + madeRoom, `ten held in all: two more, and one for each of the ${madeRoom} closed to make room`);
+  assert.equal(m.get('jfe_connections_refused_total{reason="host-limit"}'), 3 - madeRoom);
   assert.equal(m.get('jfe_connections_active'), 10);
 
   // kill -9 of worker 0: its 8 connections end, and so do their counts, once it has exited.
