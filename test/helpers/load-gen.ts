@@ -82,7 +82,7 @@ async function main(cfg: LoadConfig): Promise<LoadResult> {
 
 if (require.main === module) {
   void main(JSON.parse(process.argv[2] ?? '{}') as LoadConfig).then((r) => {
-    process.stdout.write(JSON.stringify(r) + '\n');
-    process.exit(0);
+    // Exit once written: a pipe's write is asynchronous, and exit() cut a long summary short.
+    process.stdout.write(JSON.stringify(r) + '\n', () => process.exit(0));
   });
 }
