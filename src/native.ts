@@ -207,8 +207,6 @@ export interface Native {
   tcpSocket(family: Family, netnsFd?: number): number;
   /** portLo..portHi: the source port's range (a bounded search, ip_local_reserved_ports skipped); without them the kernel's ephemeral range. */
   upstreamSocket(family: Family, sourceAddr: string, mark: number, transparent: boolean, portLo?: number, portHi?: number): { fd: number; port: number };
-  /** How this process's last upstreamSocket/dial with a range got its port: 1 the kernel (IP_LOCAL_PORT_RANGE), 0 explicit binds, -1 none yet. */
-  upstreamPortsByKernel(): number;
   flock(fd: number): boolean;
   diagOpen(): number;
   diagListeners(fd: number, family: Family): { addr: string; port: number; v6only: boolean }[];

@@ -34,7 +34,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("listenSocket", Napi::Function::New(env, ListenSocket));
 	exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket));
 	exports.Set("upstreamSocket", Napi::Function::New(env, UpstreamSocket));
-	exports.Set("upstreamPortsByKernel", Napi::Function::New(env, UpstreamPortsByKernel));
 	exports.Set("flock", Napi::Function::New(env, Flock));
 	exports.Set("diagOpen", Napi::Function::New(env, DiagOpen));
 	exports.Set("diagListeners", Napi::Function::New(env, DiagListeners));

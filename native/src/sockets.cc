@@ -156,14 +156,6 @@ Napi::Value UpstreamSocket(const Napi::CallbackInfo &info)
 	return out;
 }
 
-// () -> 1 when this process's last upstream socket with a port range had
-// its port picked by the kernel (IP_LOCAL_PORT_RANGE), 0 by explicit binds,
-// -1 none yet.
-Napi::Value UpstreamPortsByKernel(const Napi::CallbackInfo &info)
-{
-	return Napi::Number::New(info.Env(), UpstreamRangeByKernel());
-}
-
 // (fd) -> true when an exclusive lock was taken, false when another process
 // holds it. Never blocks.
 Napi::Value Flock(const Napi::CallbackInfo &info)

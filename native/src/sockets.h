@@ -10,7 +10,6 @@ namespace jfe {
 Napi::Value ListenSocket(const Napi::CallbackInfo &info);
 Napi::Value TcpSocket(const Napi::CallbackInfo &info);
 Napi::Value UpstreamSocket(const Napi::CallbackInfo &info);
-Napi::Value UpstreamPortsByKernel(const Napi::CallbackInfo &info);
 Napi::Value Flock(const Napi::CallbackInfo &info);
 
 } // namespace jfe

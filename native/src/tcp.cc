@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <bitset>
 #include <cerrno>
 #include <cstdio>
@@ -25,21 +24,14 @@ constexpr int kTcpTimeWait = 6;
 constexpr int kTcpClose = 7;
 constexpr int kTcpListen = 10;
 
-#ifndef IP_LOCAL_PORT_RANGE
-#define IP_LOCAL_PORT_RANGE 51 // Linux 6.3+, include/uapi/linux/in.h
-#endif
-
 // Ports tried by explicit binds before a connection gives up: a range that
 // full is an overload, and the dial is on the worker's loop.
 constexpr int kMaxBindTries = 64;
 
-// What the netns says about local ports, read once per process: the
-// ephemeral range (IP_LOCAL_PORT_RANGE can only narrow it, never leave it:
-// inet_sk_get_local_port_range) and the ports an operator reserved, which the
-// kernel keeps out of its own choices and explicit binds must skip too.
+// What the netns says about local ports, read once per process: the ports
+// an operator reserved, which the kernel keeps out of its own choices and
+// explicit binds must skip too.
 struct PortSysctls {
-	int eph_lo = 32768;
-	int eph_hi = 60999;
 	std::bitset<65536> reserved;
 };
 
@@ -62,12 +54,6 @@ const PortSysctls &Sysctls()
 {
 	static const PortSysctls s = [] {
 		PortSysctls t;
-		std::string eph = ReadSmallFile("/proc/sys/net/ipv4/ip_local_port_range");
-		int lo, hi;
-		if (sscanf(eph.c_str(), "%d %d", &lo, &hi) == 2 && lo > 0 && lo <= hi && hi < 65536) {
-			t.eph_lo = lo;
-			t.eph_hi = hi;
-		}
 		// "8080,9000-9100": ports and ranges, comma-separated.
 		std::string res = ReadSmallFile("/proc/sys/net/ipv4/ip_local_reserved_ports");
 		const char *p = res.c_str();
@@ -93,18 +79,6 @@ const PortSysctls &Sysctls()
 	return s;
 }
 
-// Whether IP_LOCAL_PORT_RANGE does what it says here: -1 not tried yet, 0
-// no (older kernel, or a bind came back outside the range), 1 yes. Once per
-// process, so the hot path never pays a failing setsockopt.
-// Off: the kernel's choice inside a range never takes a port held only by a
-// TIME_WAIT of ours, even with SO_REUSEADDR (net.ipv4.ip_autobind_reuse is
-// off), so under a client that closes first it ran a narrow range dry
-// (source-ports.test.ts failed about one run in four); the explicit binds
-// were also cheaper past half a range (README, the profile). Kept, off, for
-// a kernel that someday honours SO_REUSEADDR there.
-std::atomic<int> g_range_option{0};
-std::atomic<int> g_last_by_kernel{-1};
-
 uint32_t RandomU32()
 {
 	thread_local uint64_t state = [] {
@@ -128,28 +102,6 @@ void SetPort(SockAddr *a, uint16_t port)
 		reinterpret_cast<sockaddr_in6 *>(&a->ss)->sin6_port = htons(port);
 }
 
-// A fresh non-blocking socket, transparent and marked as asked; -errno.
-int NewUpstreamSocket(int family, uint32_t mark, bool transparent)
-{
-	int s = NewTcpSocket(family);
-	if (s < 0)
-		return s;
-	Fd fd(s);
-	int one = 1;
-	if (transparent) {
-		int r = family == AF_INET ? setsockopt(s, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))
-					  : setsockopt(s, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-		if (r < 0)
-			return -errno;
-	}
-	if (mark != 0) {
-		int m = static_cast<int>(mark);
-		if (setsockopt(s, SOL_SOCKET, SO_MARK, &m, sizeof(m)) < 0)
-			return -errno;
-	}
-	return fd.release();
-}
-
 // bind(source, 0) and the port the kernel chose; -errno.
 int BindAny(int s, SockAddr source, uint16_t *port)
 {
@@ -164,46 +116,25 @@ int BindAny(int s, SockAddr source, uint16_t *port)
 	return 0;
 }
 
-// The kernel picks inside ports (one setsockopt more than BindAny). 1: bound
-// in the range; 0: the option is not there or not honoured (the socket may
-// be bound: the caller starts over with a new one); -errno.
-int BindByKernel(int s, const SockAddr &source, PortRange ports, uint16_t *port)
+// Port by port from the cursor: one bind per try, no getsockname.
+int BindExplicit(int s, const SockAddr &source, PortRange ports, PortCursor *cursor, uint16_t *port)
 {
-	uint32_t v = static_cast<uint32_t>(ports.lo) | (static_cast<uint32_t>(ports.hi) << 16);
-	if (setsockopt(s, SOL_IP, IP_LOCAL_PORT_RANGE, &v, sizeof(v)) < 0) {
-		if (errno == ENOPROTOOPT || errno == EINVAL)
-			return 0;
-		return -errno;
-	}
-	int r = BindAny(s, source, port);
-	if (r < 0)
-		return r;
-	return *port >= ports.lo && *port <= ports.hi ? 1 : 0;
-}
-
-// From a random start, port by port: one bind per try, no getsockname.
-int BindExplicit(int s, SockAddr source, PortRange ports, uint16_t *port)
-{
-	const PortSysctls &sys = Sysctls();
 	uint32_t n = static_cast<uint32_t>(ports.hi) - ports.lo + 1;
-	// Round the range in order: a port (and its TIME_WAIT) comes back as late as it can.
-	thread_local uint32_t cursor = RandomU32();
-	uint32_t start = cursor++ % n;
 	int tries = 0;
 	for (uint32_t i = 0; i < n && tries < kMaxBindTries; i++) {
-		auto p = static_cast<uint16_t>(ports.lo + (start + i) % n);
-		if (sys.reserved.test(p))
+		uint16_t p = cursor->Next(ports);
+		if (PortReserved(p))
 			continue;
 		tries++;
-		SetPort(&source, p);
-		if (bind(s, reinterpret_cast<const sockaddr *>(&source.ss), source.len) == 0) {
+		int r = BindPort(s, source, p);
+		if (r == 0) {
 			*port = p;
 			return 0;
 		}
-		// Taken on this address or the wildcard (a listener, another leg,
-		// TIME_WAIT): the kernel's bind rules, as for any port.
-		if (errno != EADDRINUSE)
-			return -errno;
+		// Taken on this address or the wildcard (a listener, another
+		// socket): the kernel's bind rules, as for any port.
+		if (r != -EADDRINUSE)
+			return r;
 	}
 	return -EADDRINUSE;
 }
@@ -248,46 +179,63 @@ int NewTcpSocket(int family)
 	return fd < 0 ? -errno : fd;
 }
 
-int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, PortRange ports, uint16_t *port,
-		 bool share_time_wait)
+PortCursor::PortCursor() : pos_(RandomU32()) {}
+
+uint16_t PortCursor::Next(PortRange ports)
 {
-	int s = NewUpstreamSocket(family, mark, transparent);
+	uint32_t n = static_cast<uint32_t>(ports.hi) - ports.lo + 1;
+	return static_cast<uint16_t>(ports.lo + pos_++ % n);
+}
+
+void PortCursor::Jump()
+{
+	pos_ = RandomU32();
+}
+
+bool PortReserved(uint16_t port)
+{
+	return Sysctls().reserved.test(port);
+}
+
+int NewUpstreamSocket(int family, uint32_t mark, bool transparent, bool share_time_wait)
+{
+	int s = NewTcpSocket(family);
 	if (s < 0)
 		return s;
 	Fd fd(s);
 	int one = 1;
-	if (share_time_wait && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		return -errno;
-	if (ports.any()) {
-		int r = BindAny(s, source, port);
-		return r < 0 ? r : fd.release();
-	}
-	const PortSysctls &sys = Sysctls();
-	if (g_range_option.load(std::memory_order_relaxed) != 0 && ports.lo >= sys.eph_lo && ports.hi <= sys.eph_hi) {
-		int r = BindByKernel(s, source, ports, port);
+	if (transparent) {
+		int r = family == AF_INET ? setsockopt(s, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))
+					  : setsockopt(s, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
 		if (r < 0)
-			return r;
-		if (r == 1) {
-			g_range_option.store(1, std::memory_order_relaxed);
-			g_last_by_kernel.store(1, std::memory_order_relaxed);
-			return fd.release();
-		}
-		g_range_option.store(0, std::memory_order_relaxed);
-		s = NewUpstreamSocket(family, mark, transparent);
-		if (s < 0)
-			return s;
-		fd = Fd(s);
-		if (share_time_wait && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 			return -errno;
 	}
-	g_last_by_kernel.store(0, std::memory_order_relaxed);
-	int r = BindExplicit(s, source, ports, port);
-	return r < 0 ? r : fd.release();
+	if (mark != 0) {
+		int m = static_cast<int>(mark);
+		if (setsockopt(s, SOL_SOCKET, SO_MARK, &m, sizeof(m)) < 0)
+			return -errno;
+	}
+	if (share_time_wait && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return -errno;
+	return fd.release();
 }
 
-int UpstreamRangeByKernel()
+int BindPort(int s, SockAddr source, uint16_t port)
 {
-	return g_last_by_kernel.load(std::memory_order_relaxed);
+	SetPort(&source, port);
+	return bind(s, reinterpret_cast<const sockaddr *>(&source.ss), source.len) == 0 ? 0 : -errno;
+}
+
+int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, PortRange ports, uint16_t *port)
+{
+	int s = NewUpstreamSocket(family, mark, transparent, false);
+	if (s < 0)
+		return s;
+	Fd fd(s);
+	// Round the range in order: a port (and its TIME_WAIT) comes back as late as it can.
+	thread_local PortCursor cursor;
+	int r = ports.any() ? BindAny(s, source, port) : BindExplicit(s, source, ports, &cursor, port);
+	return r < 0 ? r : fd.release();
 }
 
 int DiagConnExists(int diag_fd, int family, const uint8_t *local_addr, uint16_t local_port, const uint8_t *remote_addr,

@@ -39,22 +39,39 @@ struct PortRange {
 // ip_local_reserved_ports. The bound port goes to *port. Returns the fd or
 // -errno (-EADDRINUSE: no free port in the range after a bounded search).
 // Explicit binds go round the range in order (from a random start per
-// thread), so a port comes back as late as the range allows.
-// share_time_wait: SO_REUSEADDR, so that a port held only by a TIME_WAIT of
-// ours (the client closed first) is bound again instead of skipped (a client
-// that closes first at a high rate, such as a load balancer's few addresses,
-// ran the range dry); it also lets a port held by another live socket with
-// SO_REUSEADDR be bound, so the caller must make sure no other leg holds it
-// (the data plane's bypass entries, inserted with BPF_NOEXIST, do), and that
-// connect() may refuse a too-recent TIME_WAIT (EADDRNOTAVAIL: try another).
-int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, PortRange ports, uint16_t *port,
-		 bool share_time_wait = false);
+// thread), so a port comes back as late as the range allows. (The kernel's
+// own choice inside a range, IP_LOCAL_PORT_RANGE, never takes a port held
+// only by a TIME_WAIT of ours, even with SO_REUSEADDR: under clients that
+// close first it ran a narrow range dry.)
+int OpenUpstream(int family, const SockAddr &source, uint32_t mark, bool transparent, PortRange ports, uint16_t *port);
 
-// How the last OpenUpstream with a range picked its port: 1 the kernel did
-// (IP_LOCAL_PORT_RANGE, Linux 6.3+, and the range inside the netns's
-// ip_local_port_range), 0 by explicit binds, -1 not decided yet. For tests
-// and jfe doctor.
-int UpstreamRangeByKernel();
+// The ports of a range in order from a random start; Jump() moves to
+// another random place (out of a run of ports someone else holds).
+class PortCursor {
+      public:
+	PortCursor();
+	uint16_t Next(PortRange ports);
+	void Jump();
+
+      private:
+	uint32_t pos_;
+};
+
+// Whether the netns's ip_local_reserved_ports holds port (read once per process).
+bool PortReserved(uint16_t port);
+
+// An unbound upstream socket: non-blocking, transparent and marked when
+// asked. share_time_wait: SO_REUSEADDR, so that a port held only by a
+// TIME_WAIT of ours (the client closed first) is bound again instead of
+// skipped; it also lets a port another live socket with SO_REUSEADDR holds
+// be bound, so the caller must make sure no other leg holds it (the data
+// plane's bypass entries, inserted with BPF_NOEXIST, do), and connect() may
+// refuse a too-recent TIME_WAIT (EADDRNOTAVAIL: try another). fd or -errno.
+int NewUpstreamSocket(int family, uint32_t mark, bool transparent, bool share_time_wait);
+
+// bind() to source at port: 0 or -errno. A failed bind leaves the socket
+// unbound, so the caller may try another port on it.
+int BindPort(int s, SockAddr source, uint16_t port);
 
 // Whether a live TCP connection (not listening, not TIME_WAIT) with exactly
 // this 4-tuple exists in the netns, asked over a NETLINK_SOCK_DIAG socket:

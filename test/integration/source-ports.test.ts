@@ -3,9 +3,7 @@
 // TIME_WAIT of each closed upstream connection, and a new upstream connection
 // from the same client address may reuse such a port (a SYN reopens
 // TIME_WAIT). Only a live connection is a collision. With the legs' range
-// cut to 100 ports (--upstream-ports, inside the namespace's ephemeral range,
-// so the kernel picks through IP_LOCAL_PORT_RANGE where it has it), every
-// port is soon in TIME_WAIT. The client namespace draws its own ports
+// cut to 100 ports (--upstream-ports), every port is soon in TIME_WAIT. The client namespace draws its own ports
 // elsewhere: a client port equal to a live leg's is what --upstream-ports
 // prevents, and not this test's subject.
 import assert from 'node:assert/strict';

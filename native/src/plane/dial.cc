@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -16,10 +17,11 @@
 namespace jfe::plane {
 
 namespace {
-// How many source ports to try before giving up (each collision is counted).
+// Client connections met (sock_diag) before a dial gives up, as before the ranges.
 constexpr int kMaxTries = 8;
-// Ports held by other live legs passed over per dial (a range that full is an overload).
-constexpr int kMaxTaken = 64;
+// Ports looked at per dial in a range: a range that full is an overload, and
+// the dial is on the worker's loop (each look is a map update, ~1 us).
+constexpr uint32_t kMaxProbes = 512;
 } // namespace
 
 int BypassEntry::Insert(int map_fd, int family, const uint8_t *addr, uint16_t port)
@@ -58,21 +60,18 @@ int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr
 {
 	const uint8_t *src = config_.transparent ? client_addr : dst_addr;
 	*source = src;
+	if (config_.transparent && !config_.ports.any())
+		return OpenInRange(family, src, dst_addr, dst_port, bypass, source_port, collisions);
 	SockAddr bind_to = MakeSockAddr(family, src, 0);
 	uint32_t mark = config_.transparent ? config_.mark : 0;
-	// Ports another live leg holds (EEXIST below) are passed over without
-	// counting as tries, up to kMaxTaken: the explicit binds share them
-	// (SO_REUSEADDR), so they find them one by one where a bind used to skip them.
-	int taken = 0;
-	for (int i = 0; i < kMaxTries && taken < kMaxTaken;) {
+	// The kernel's ephemeral choice: it never hands out a port another
+	// socket holds on this address, so only a client's tuple can collide.
+	for (int i = 0; i < kMaxTries;) {
 		uint16_t port = 0;
-		int s = OpenUpstream(family, bind_to, mark, config_.transparent,
-				     config_.transparent ? config_.ports : PortRange{}, &port, config_.transparent);
+		int s = OpenUpstream(family, bind_to, mark, config_.transparent, PortRange{}, &port);
 		if (s < 0)
 			return s;
 		Fd fd(s);
-		// (source, port') -> (dst, P) must not be a connection the host holds
-		// from a client: the SYN would land on that socket instead of the service.
 		int exists = DiagConnExists(diag_.get(), family, dst_addr, dst_port, src, port);
 		if (exists < 0)
 			return exists;
@@ -81,18 +80,73 @@ int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr
 			i++;
 			continue;
 		}
-		// NOEXIST: the bind may share a port another live leg of any worker
-		// holds (share_time_wait); its bypass entry says so, and one entry
-		// must belong to one leg.
 		int err = bypass->Insert(config_.bypass_fd, family, src, port);
 		if (err == EEXIST) {
-			taken++;
+			i++;
 			continue;
 		}
 		if (err != 0)
 			return -err;
 		*source_port = port;
 		return fd.release();
+	}
+	return -EADDRINUSE;
+}
+
+// The port is claimed in the bypass map first (BPF_NOEXIST): the map is
+// the host's record of the ports live legs of every worker hold, and a
+// claim is one map update. The bind shares a port held only by a TIME_WAIT
+// (SO_REUSEADDR), so it cannot tell a live leg's port from a free one; and
+// sock_diag, asked first, would find a live leg's service-side socket and
+// count it as a client's. A claimed port held by another leg sends the
+// cursor elsewhere: each worker's legs lie in runs, and walking through
+// another worker's run port by port ran past every bound.
+int Dialer::OpenInRange(int family, const uint8_t *src, const uint8_t *dst_addr, uint16_t dst_port, BypassEntry *bypass,
+			uint16_t *source_port, int *collisions)
+{
+	const PortRange ports = config_.ports;
+	const uint32_t n = static_cast<uint32_t>(ports.hi) - ports.lo + 1;
+	// A range no longer than the bound is walked whole, in order: every free port is found.
+	const bool walk = n <= kMaxProbes;
+	int s = NewUpstreamSocket(family, config_.mark, true, true);
+	if (s < 0)
+		return s;
+	Fd fd(s);
+	SockAddr bind_to = MakeSockAddr(family, src, 0);
+	int met = 0;
+	for (uint32_t probe = 0; probe < std::min(n, kMaxProbes) && met < kMaxTries; probe++) {
+		uint16_t port = cursor_.Next(ports);
+		if (PortReserved(port))
+			continue;
+		int err = bypass->Insert(config_.bypass_fd, family, src, port);
+		if (err == EEXIST) {
+			if (!walk)
+				cursor_.Jump();
+			continue;
+		}
+		if (err != 0)
+			return -err;
+		// (src, port) -> (dst, P) must not be a connection the host holds
+		// from a client: the SYN would land on that socket instead of the service.
+		int exists = DiagConnExists(diag_.get(), family, dst_addr, dst_port, src, port);
+		if (exists != 0)
+			bypass->Delete();
+		if (exists < 0)
+			return exists;
+		if (exists == 1) {
+			++*collisions;
+			met++;
+			continue;
+		}
+		int r = BindPort(fd.get(), bind_to, port);
+		if (r == 0) {
+			*source_port = port;
+			return fd.release();
+		}
+		bypass->Delete();
+		// A listener on the port or the wildcard, or a socket without SO_REUSEADDR.
+		if (r != -EADDRINUSE)
+			return r;
 	}
 	return -EADDRINUSE;
 }

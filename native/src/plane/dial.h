@@ -57,8 +57,13 @@ class Dialer {
 	bool transparent() const { return config_.transparent; }
 
       private:
+	int OpenInRange(int family, const uint8_t *src, const uint8_t *dst_addr, uint16_t dst_port, BypassEntry *bypass,
+			uint16_t *source_port, int *collisions);
+
 	DialConfig config_;
 	Fd diag_;
+	// Where this worker's next leg looks for a port in config_.ports.
+	PortCursor cursor_;
 };
 
 } // namespace jfe::plane
