@@ -253,10 +253,7 @@ void Conn::ApplyVerdict(int32_t verdict)
 		Finish();
 		return;
 	}
-	Rst(client_);
-	Rst(upstream_);
-	bypass_.Delete();
-	Finish();
+	Teardown(true);
 }
 
 void Conn::Close(bool idle)
@@ -288,43 +285,39 @@ void Conn::OnRelayClosed(Relay * /*relay*/, RelayReason reason, uint64_t bytes_i
 
 void Conn::UpstreamFailed(int err)
 {
-	Unwatch();
-	int32_t *r = core_.Append(rec::kUpstreamFailed, nullptr);
-	if (r != nullptr) {
-		Describe(r);
-		r[rec::kCode] = err;
-	}
-	Rst(client_);
-	upstream_.reset();
-	bypass_.Delete();
-	Finish();
+	Ended(rec::kUpstreamFailed, -1, err, false);
 }
 
 void Conn::DialFailed(int err)
 {
-	Unwatch();
-	int32_t *r = core_.Append(rec::kDialFailed, nullptr);
-	if (r != nullptr) {
-		Describe(r);
-		r[rec::kCode] = err;
-	}
-	Rst(client_);
-	upstream_.reset();
-	bypass_.Delete();
-	Finish();
+	Ended(rec::kDialFailed, -1, err, false);
 }
 
 void Conn::Fail(int32_t reason)
 {
+	Ended(rec::kClosed, rec::kNone, reason, true);
+}
+
+void Conn::Ended(int32_t type, int32_t kind, int32_t code, bool reset_upstream)
+{
 	Unwatch();
-	int32_t *r = core_.Append(rec::kClosed, nullptr);
+	int32_t *r = core_.Append(type, nullptr);
 	if (r != nullptr) {
 		Describe(r);
-		r[rec::kKind] = rec::kNone;
-		r[rec::kCode] = reason;
+		if (kind >= 0)
+			r[rec::kKind] = kind;
+		r[rec::kCode] = code;
 	}
+	Teardown(reset_upstream);
+}
+
+void Conn::Teardown(bool reset_upstream)
+{
 	Rst(client_);
-	Rst(upstream_);
+	if (reset_upstream)
+		Rst(upstream_);
+	else
+		upstream_.reset(); // never connected, or already gone: nothing to reset
 	bypass_.Delete();
 	Finish();
 }

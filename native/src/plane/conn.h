@@ -65,6 +65,10 @@ class Conn : public Retirable, public RelaySink {
 	void DialFailed(int err);
 	// Sniff over without a verdict: RST both, a closed record of kind none.
 	void Fail(int32_t reason);
+	// A record of type (kind when >= 0, code), then Teardown.
+	void Ended(int32_t type, int32_t kind, int32_t code, bool reset_upstream);
+	// The client reset, the upstream reset or closed, the bypass entry gone, buried.
+	void Teardown(bool reset_upstream);
 	void Unwatch();
 	void Finish();
 
