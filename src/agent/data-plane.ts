@@ -9,6 +9,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import type { ClientKey } from '../client-key';
 import type { Logger } from '../log';
+import { LogThrottle } from '../log-throttle';
 import { type Family, type Plane, native } from '../native';
 import { type ConnectionEvents, socketFromFd, upstreamFailure } from './connection';
 import { FIRST_VERDICT, decideFirstBytes } from './first-bytes';
@@ -101,6 +102,8 @@ export class DataPlane {
   /** Reused for every admission and every close: the events must not keep them. */
   private readonly key: ClientKey = { family: 4, hi: 0, lo: 0 };
   private readonly result: RelayResult = { reason: 'done', bytesIn: 0, bytesOut: 0 };
+  /** A range run dry fails every dial at once: a line per dial would flood the log. */
+  private readonly dialFailedLog: LogThrottle;
   private collisions = 0;
   private backoffs = 0;
   private bytesIn = 0;
@@ -119,6 +122,13 @@ export class DataPlane {
     this.view = new DataView(this.rec.buffer, this.rec.byteOffset, this.rec.byteLength);
     this.bytes = this.plane.bytes;
     this.stats = this.plane.stats;
+    this.dialFailedLog = new LogThrottle(deps.log, {
+      level: 'warn',
+      msg: 'upstream socket failed',
+      summaryMsg: 'upstream sockets failed since the last line',
+      perInterval: 5,
+      intervalMs: 10_000,
+    });
   }
 
   /** Takes a listening fd (native.listenSocket's): the plane accepts on it and closes it. */
@@ -152,6 +162,7 @@ export class DataPlane {
 
   close(): void {
     this.flushBytes();
+    this.dialFailedLog.flush();
     this.plane.close();
   }
 
@@ -219,7 +230,7 @@ export class DataPlane {
         return;
       case REC.dialFailed: {
         const code = ERRNO_NAMES.get(rec[b + F.code] as number) ?? String(rec[b + F.code]);
-        deps.log.warn({ err: { code }, port: rec[b + F.dstPort] }, 'upstream socket failed');
+        this.dialFailedLog.note({ err: { code }, port: rec[b + F.dstPort] });
         deps.events.upstreamFailed('source-port');
         deps.events.closed('none', null);
         deps.leave(rec[b + F.ticket] as number);
