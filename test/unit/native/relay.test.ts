@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { openSync, readdirSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
+import { readN } from '../../helpers/clients';
+import { countFds } from '../../helpers/fds';
 import { native, type NativeRelayReason, type RelayForTests, type RelayForTestsOptions } from '../../../src/native';
 
 const MiB = 1024 * 1024;
@@ -114,23 +116,6 @@ function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-/** Reads until n bytes arrived (keeps reading after). */
-function readN(s: net.Socket, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let got = 0;
-  return new Promise((resolve) => {
-    const onData = (chunk: Buffer): void => {
-      parts.push(chunk);
-      got += chunk.length;
-      if (got >= n) {
-        s.off('data', onData);
-        resolve(Buffer.concat(parts));
-      }
-    };
-    s.on('data', onData);
-  });
-}
-
 /** Waits until sample() has not changed for `quietPolls` polls in a row (or 20 s). */
 async function steady(sample: () => number, quietPolls = 10, pollMs = 25): Promise<number> {
   let last = -1;
@@ -149,9 +134,7 @@ async function steady(sample: () => number, quietPolls = 10, pollMs = 25): Promi
   return last;
 }
 
-function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
-}
+const openFds = (): number => countFds(process.pid);
 
 describe('native relay', () => {
   test('echo both ways; EOF each way ends it as done with exact counts', LIMIT, async (t) => {
