@@ -1194,8 +1194,11 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const w = createWorld(fakeT);
   log(`world ${w.id}; generating a ${BIG_BYTES / 2 ** 20} MiB file for /big`);
+  // The clients draw their ports where other hosts' clients do, above jfe's --upstream-ports
+  // (1024-32767); the server side keeps a wide range for HAProxy's thousands of backend connections.
+  w.exec(w.cli, ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=32768 65000']);
+  w.exec(w.srv, ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000']);
   for (const ns of [w.cli, w.srv]) {
-    w.exec(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000']);
     // Thousands of connections to 127.0.0.1:8080 (HAProxy's backend) take ephemeral ports, and
     // one left closing on 127.0.0.1:9464 would keep jfe's metrics listener from starting again.
     w.exec(ns, ['sysctl', '-q', '-w', `net.ipv4.ip_local_reserved_ports=${[PORTS.plain, 8081, PORTS.nginxTls, PORTS.haproxyPlain, PORTS.haproxyTls, 9464].join(',')}`]);

@@ -33,7 +33,8 @@ int BypassEntry::Insert(int map_fd, int family, const uint8_t *addr, uint16_t po
 	memcpy(key_.addr, addr, family == AF_INET ? 4 : 16);
 	// The owner is this process: a worker that dies leaves entries its
 	// successor removes by pid (src/bpf/maps.ts removeBypassOf).
-	uint32_t owner = static_cast<uint32_t>(getpid());
+	static const uint32_t owner = static_cast<uint32_t>(getpid()); // workers are exec'd, never forked
+
 	if (bpf_map_update_elem(map_fd, &key_, &owner, BPF_NOEXIST) < 0)
 		return errno;
 	map_fd_ = map_fd;

@@ -227,9 +227,14 @@ struct Relay::Impl {
 				if (!d.shut) {
 					d.shut = true;
 					ReleasePipe(d);
-					// Fails only when dst is already dead; its own
-					// events report that.
-					shutdown(d.dst->fd.get(), SHUT_WR);
+					// The other way done too: Run() closes both now,
+					// and close() sends this FIN (dst's input is at
+					// EOF, nothing unread, so no reset). Otherwise
+					// shutdown, which fails only when dst is already
+					// dead; its own events report that.
+					Dir &other = &d == &in ? out : in;
+					if (!other.shut)
+						shutdown(d.dst->fd.get(), SHUT_WR);
 				}
 				return true;
 			}
@@ -404,16 +409,16 @@ struct Relay::Impl {
 		Teardown(r, !s.client, s.client);
 	}
 
-	// Removes both fds from the set, then closes them (reset_* chooses RST),
-	// and frees the buffers. The sink is told later, by Report().
+	// Closes both fds (reset_* chooses RST), which takes them out of the
+	// epoll set (no fd of ours is ever duplicated), and frees the buffers.
+	// An event already fetched for them finds `closed`. The sink is told
+	// later, by Report().
 	void Teardown(RelayReason r, bool reset_client, bool reset_upstream)
 	{
 		if (closed)
 			return;
 		closed = true;
 		reason = r;
-		poller.Remove(client.fd.get());
-		poller.Remove(upstream.fd.get());
 		if (reset_client)
 			ResetNow(client.fd);
 		else
@@ -482,11 +487,6 @@ int Relay::Start()
 		m.Report();
 		return err;
 	}
-	// The relay writes what it reads as it reads it: the sender already chose
-	// the segments, and Nagle with delayed ACKs would hold a small write.
-	int one = 1;
-	setsockopt(m.client.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(m.upstream.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	m.Run();
 	m.Report();
 	return 0;

@@ -83,7 +83,10 @@ class Relay : public Retirable {
 	~Relay() override;
 
 	// Registers both fds and starts moving bytes. Returns 0 or an errno (the
-	// relay is then closed and the sink told, reason kAborted).
+	// relay is then closed and the sink told, reason kAborted). The caller
+	// sets TCP_NODELAY (the relay writes what it reads as it reads it: the
+	// sender already chose the segments, and Nagle with delayed ACKs would
+	// hold a small write).
 	int Start();
 	// kIdle: closes both with FIN (what the Node relay did on idle);
 	// kAborted: resets both. Reports to the sink once, if not already closed.

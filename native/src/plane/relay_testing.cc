@@ -183,6 +183,10 @@ Napi::Value RelayForTests(const Napi::CallbackInfo &info)
 		      return Napi::Boolean::New(ci.Env(), !rig->relay || rig->relay->closed());
 	      }));
 
+	// As the core does before a relay starts.
+	int one = 1;
+	setsockopt(client_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(upstream_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	int err = rig->relay->Start();
 	if (err != 0)
 		ThrowErrno(env, err, "epoll_ctl", "relay start");
