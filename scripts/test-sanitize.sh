@@ -34,7 +34,7 @@ UNIT="dist/test/unit/daemon/conn-table.test.js dist/test/unit/metrics/metrics.te
 # relay), hostile (hostile and slow first bytes through the core), bulk (the
 # relay under load), concurrency and limits (the shared connection table,
 # many sockets at once), fd-baseline (fds back to their count after load).
-INTEGRATION="steering data-plane hostile bulk concurrency limits fd-baseline"
+INTEGRATION="steering data-plane hostile bulk concurrency limits fd-baseline source-ports"
 [ "$#" -gt 0 ] && INTEGRATION="$*"
 
 runtime() {
