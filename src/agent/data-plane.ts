@@ -11,7 +11,7 @@ import type { ClientKey } from '../client-key';
 import type { Logger } from '../log';
 import { LogThrottle } from '../log-throttle';
 import { type Family, type Plane, native } from '../native';
-import { type ConnectionEvents, socketFromFd, upstreamFailure } from './connection';
+import { type AdoptedConnection, type ConnectionEvents, socketFromFd, upstreamFailure } from './connection';
 import { FIRST_VERDICT, decideFirstBytes } from './first-bytes';
 import type { RelayReason, RelayResult } from './relay';
 import type { Endpoint, UpstreamPorts, UpstreamSource } from './upstream';
@@ -67,14 +67,7 @@ export interface DataPlaneOptions {
 }
 
 /** A connection the core dialed and Node takes over after its first bytes (connection.ts, adoptConnection). */
-export interface TakenOver {
-  client: net.Socket;
-  upstream: net.Socket;
-  src: Endpoint;
-  dst: Endpoint;
-  clientBytes: Buffer;
-  serviceBytes: Buffer;
-  clientEof: boolean;
+export interface TakenOver extends Omit<AdoptedConnection, 'onUpstreamClosed'> {
   /** The upstream socket's bypass entry, Node's to delete when that socket closes. */
   bypass: { family: Family; address: string; port: number };
 }

@@ -218,3 +218,27 @@ export async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, int
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Resolves, once `s` has closed, with the code of the first error it saw (null if none).
+ * At EOF it probes `tcp` (the TCP socket under `s`, `s` itself for plain TCP) with a
+ * zero-length write: libuv reports a RST that arrives behind unread bytes as EOF, and
+ * the probe surfaces the reset (see agent/relay.ts, confirmEof).
+ */
+export function errorCodeAtClose(s: net.Socket, tcp: net.Socket = s): Promise<string | null> {
+  let code: string | null = null;
+  const record = (err: NodeJS.ErrnoException): void => {
+    code ??= err.code ?? err.message;
+  };
+  s.on('error', record);
+  s.on('end', () => {
+    if (s.writableEnded || tcp.destroyed) return;
+    tcp.write(Buffer.alloc(0), (err) => {
+      if (err) {
+        record(err);
+        s.destroy();
+      }
+    });
+  });
+  return new Promise((resolve) => s.once('close', () => resolve(code)));
+}

@@ -11,6 +11,7 @@ import { before, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { relay, type RelayOptions, type RelayResult } from '../../../src/agent/relay';
 import { adoptWithReusedReads, readsOf, socketWithReusedReads } from '../../../src/agent/reused-reads';
+import { errorCodeAtClose } from '../../helpers/clients';
 import { HOST, listen, readAll, readN, selfSigned, sha } from './loopback';
 
 const MiB = 1024 * 1024;
@@ -58,29 +59,6 @@ interface Rig {
   serviceSaw: Promise<string | null>;
 }
 
-/**
- * Resolves, once `s` has closed, with the code of the first error it saw (null if none).
- * `tcp` is the TCP socket under `s`. At EOF it is probed with a zero-length write, as
- * the relay does: libuv reports a RST that arrives behind unread bytes as EOF, and
- * the probe surfaces the ECONNRESET a plain recv() would have returned.
- */
-function errorCodeAtClose(s: net.Socket, tcp: net.Socket = s): Promise<string | null> {
-  let code: string | null = null;
-  const record = (err: NodeJS.ErrnoException): void => {
-    code ??= err.code ?? err.message;
-  };
-  s.on('error', record);
-  s.on('end', () => {
-    if (s.writableEnded || tcp.destroyed) return;
-    tcp.write(Buffer.alloc(0), (err) => {
-      if (err) {
-        record(err);
-        s.destroy();
-      }
-    });
-  });
-  return new Promise((resolve) => s.once('close', () => resolve(code)));
-}
 
 /** The service's server and the relay's front server, listening; closed after the test. */
 async function servers(t: TestContext, reads: Reads): Promise<{ serviceServer: net.Server; servicePort: number; frontServer: net.Server; frontPort: number }> {

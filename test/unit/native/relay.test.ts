@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { readN } from '../../helpers/clients';
+import { errorCodeAtClose, readN } from '../../helpers/clients';
 import { countFds } from '../../helpers/fds';
 import { native, type NativeRelayReason, type RelayForTests, type RelayForTestsOptions } from '../../../src/native';
 
@@ -36,28 +36,6 @@ interface Rig {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Resolves, once `s` has closed, with the code of the first error it saw (null if none).
- * At EOF it probes with a zero-length write: libuv reports a RST that arrives behind
- * unread bytes as EOF, and the probe surfaces the reset (see agent/relay.ts, confirmEof).
- */
-function errorCodeAtClose(s: net.Socket): Promise<string | null> {
-  let code: string | null = null;
-  const record = (err: NodeJS.ErrnoException): void => {
-    code ??= err.code ?? err.message;
-  };
-  s.on('error', record);
-  s.on('end', () => {
-    if (s.writableEnded || s.destroyed) return;
-    s.write(Buffer.alloc(0), (err) => {
-      if (err) {
-        record(err);
-        s.destroy();
-      }
-    });
-  });
-  return new Promise((resolve) => s.once('close', () => resolve(code)));
-}
 
 function socketOf(fd: number): net.Socket {
   return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
