@@ -56,6 +56,17 @@ Dialer::Dialer(const DialConfig &config)
 		throw std::system_error(errno, std::generic_category(), "socket NETLINK_SOCK_DIAG");
 }
 
+// (src, port) -> (dst, P) must not be a connection the host holds from a
+// client: the SYN would land on that socket instead of the service.
+int Dialer::ClientHolds(int family, const uint8_t *src, uint16_t port, const uint8_t *dst_addr, uint16_t dst_port,
+			int *collisions)
+{
+	int exists = DiagConnExists(diag_.get(), family, dst_addr, dst_port, src, port);
+	if (exists == 1)
+		++*collisions;
+	return exists;
+}
+
 int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr, uint16_t dst_port, BypassEntry *bypass,
 		 const uint8_t **source, uint16_t *source_port, int *collisions)
 {
@@ -67,25 +78,20 @@ int Dialer::Open(int family, const uint8_t *client_addr, const uint8_t *dst_addr
 	uint32_t mark = config_.transparent ? config_.mark : 0;
 	// The kernel's ephemeral choice: it never hands out a port another
 	// socket holds on this address, so only a client's tuple can collide.
-	for (int i = 0; i < kMaxTries;) {
+	for (int i = 0; i < kMaxTries; i++) {
 		uint16_t port = 0;
 		int s = OpenUpstream(family, bind_to, mark, config_.transparent, PortRange{}, &port);
 		if (s < 0)
 			return s;
 		Fd fd(s);
-		int exists = DiagConnExists(diag_.get(), family, dst_addr, dst_port, src, port);
-		if (exists < 0)
-			return exists;
-		if (exists == 1) {
-			++*collisions;
-			i++;
+		int held = ClientHolds(family, src, port, dst_addr, dst_port, collisions);
+		if (held < 0)
+			return held;
+		if (held == 1)
 			continue;
-		}
 		int err = bypass->Insert(config_.bypass_fd, family, src, port);
-		if (err == EEXIST) {
-			i++;
+		if (err == EEXIST)
 			continue;
-		}
 		if (err != 0)
 			return -err;
 		*source_port = port;
@@ -127,15 +133,12 @@ int Dialer::OpenInRange(int family, const uint8_t *src, const uint8_t *dst_addr,
 		}
 		if (err != 0)
 			return -err;
-		// (src, port) -> (dst, P) must not be a connection the host holds
-		// from a client: the SYN would land on that socket instead of the service.
-		int exists = DiagConnExists(diag_.get(), family, dst_addr, dst_port, src, port);
-		if (exists != 0)
+		int held = ClientHolds(family, src, port, dst_addr, dst_port, collisions);
+		if (held != 0)
 			bypass->Delete();
-		if (exists < 0)
-			return exists;
-		if (exists == 1) {
-			++*collisions;
+		if (held < 0)
+			return held;
+		if (held == 1) {
 			met++;
 			continue;
 		}

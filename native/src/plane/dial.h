@@ -57,6 +57,10 @@ class Dialer {
 	bool transparent() const { return config_.transparent; }
 
       private:
+	// 1 when a client's connection holds (src, port) -> (dst, dst_port), counted in
+	// *collisions; 0 when none does; -errno when sock_diag could not say.
+	int ClientHolds(int family, const uint8_t *src, uint16_t port, const uint8_t *dst_addr, uint16_t dst_port,
+			int *collisions);
 	int OpenInRange(int family, const uint8_t *src, const uint8_t *dst_addr, uint16_t dst_port, BypassEntry *bypass,
 			uint16_t *source_port, int *collisions);
 
